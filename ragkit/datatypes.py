@@ -1,0 +1,103 @@
+"""Records passed between stages; all frozen so they can be shared and hashed safely."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One unit of a source: a speaker turn, a paragraph of prose, a cue."""
+
+    speaker: str | None
+    text: str
+    start: float | None
+    section: str | None
+    char_start: int
+    char_end: int
+    line: int
+    end: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A decoded source file and its turns."""
+
+    source: str
+    title: str
+    text: str
+    turns: tuple[Turn, ...]
+    date: str | None = None
+    format: str = "prose"
+    sha256: str = ""
+    url: str | None = None
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Whole consecutive turns of one source, packed to a token budget; vector i is chunk i."""
+
+    id: str
+    source: str
+    title: str
+    text: str
+    speakers: tuple[str, ...]
+    first_turn: int
+    last_turn: int
+    start: float | None
+    end: float | None
+    section: str | None
+    char_start: int
+    char_end: int
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Chunk:
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["speakers"] = tuple(values.get("speakers", ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A retrieved chunk with its score and 1-based rank."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A verbatim quote from a source, located by character offsets."""
+
+    chunk_id: str
+    source: str
+    title: str
+    speaker: str | None
+    start: float | None
+    quote: str
+    char_start: int
+    char_end: int
+    end: float | None = None
+    marker: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer with the citations that support it and the hits it was drawn from."""
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    hits: tuple[Hit, ...]
+    answerer: str
+    supported: bool = True
+    warnings: tuple[str, ...] = ()
+
+
+def to_dict(record: Any) -> dict[str, Any]:
+    """The JSON form of any record above."""
+    return asdict(record)
