@@ -331,6 +331,8 @@ def _load_json(text: str, name: str) -> object:
 def detect_format(path: Path, text: str) -> str:
     """Pick a reader by suffix, then by content."""
     suffix = path.suffix.lower()
+    if suffix in FILE_READERS:
+        return suffix
     if suffix in JSON_SUFFIXES:
         return "json"
     if suffix in (".md", ".markdown"):
@@ -364,11 +366,14 @@ def read_document(path: str | Path, source: str | None = None) -> Document:
     decoded = decode_bytes(data, str(path))
     text = decoded.text
     source = source or path.name
+    _load_format_modules()
     fmt = detect_format(path, text)
     lines = _Lines(text)
-    meta, body = _front_matter(text, lines) if fmt != "json" else ({}, 0)
+    meta, body = _front_matter(text, lines) if fmt not in ("json", *FILE_READERS) else ({}, 0)
     meta = {**meta, **_sidecar(path)}
-    if fmt == "json":
+    if fmt in FILE_READERS:
+        turns = FILE_READERS[fmt](text, str(path))
+    elif fmt == "json":
         turns, fmt = read_json_transcript(text, str(path))
     elif fmt == "podcast":
         turns = read_podcast(text, body)
@@ -403,8 +408,22 @@ def read_json_transcript(text: str, name: str) -> tuple[list[Turn], str]:
     )
 
 
-# Other modules register JSON formats here: name -> (accepts(data), reader(text, data, name)).
+# Format modules register here: JSON formats as name -> (accepts(data), reader(text, data, name)),
+# other files by suffix as ".vtt" -> reader(text, name). Offsets must point into `text`.
 JSON_READERS: dict[str, tuple[Callable[[object], bool], Callable[[str, object, str], list[Turn]]]] = {}
+FILE_READERS: dict[str, Callable[[str, str], list[Turn]]] = {}
+FORMAT_MODULES = ("subtitles",)
+
+
+def _load_format_modules() -> None:
+    import importlib
+
+    for name in FORMAT_MODULES:
+        try:
+            importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{name}":
+                raise
 
 
 def _sidecar(path: Path) -> dict[str, str]:
@@ -443,11 +462,8 @@ def glob_escape(text: str) -> str:
 
 
 def _is_source_file(path: Path) -> bool:
-    return path.suffix.lower() in TEXT_SUFFIXES | JSON_SUFFIXES | set(EXTRA_SUFFIXES)
-
-
-# Other modules add suffixes of formats they read (for example .vtt, .srt).
-EXTRA_SUFFIXES: list[str] = []
+    _load_format_modules()
+    return path.suffix.lower() in TEXT_SUFFIXES | JSON_SUFFIXES | set(FILE_READERS)
 
 
 def iter_source_files(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
