@@ -80,6 +80,7 @@ class SentenceTransformerEmbedder:
     @property
     def model(self):  # noqa: ANN201 - the SentenceTransformer type is a heavy import
         if self._model is None:
+            _quiet_hub()
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:
@@ -119,6 +120,17 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return len(model_tokenizer(resolve_model(self.model_name)).encode(text).ids)
+
+
+def _quiet_hub() -> None:
+    """No network and no progress bars from the model libraries: ragkit owns stderr."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @lru_cache(maxsize=4)
