@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -18,6 +18,9 @@ class Turn:
     char_end: int
     line: int
     end: float | None = None
+    # Absolute source spans of the spoken text when `text` also holds markup (cue timings, repeated
+    # caption lines, JSON syntax); empty means all of `text` is content. See subtitles.turn_content.
+    parts: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,8 @@ class Document:
     sha256: str = ""
     url: str | None = None
     path: str = ""
+    # Diarization label -> name entries applied at read time (for the manifest).
+    speaker_map: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
