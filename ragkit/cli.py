@@ -184,12 +184,28 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
         raise typer.Exit()
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Library warnings as `warning: ...` lines; looks up sys.stderr each time so tests can capture it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+
+    @property
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # noqa: ANN001
+        pass
+
+
 def _setup_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("warning: %(message)s"))
     root = logging.getLogger("ragkit")
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING)
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        root.addHandler(_StderrHandler())
+    if root.level == logging.NOTSET:
+        root.setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> None:
