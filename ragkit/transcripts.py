@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .datatypes import Document, Turn
 from .errors import CorpusError, TranscriptError
+from .speakers import SPEAKERS_FILE, apply_speakers, corpus_speakers, resolve_speakers
 
 log = logging.getLogger(__name__)
 
@@ -356,8 +357,8 @@ def parse_timestamp(value: str) -> float:
     return float(seconds)
 
 
-def read_document(path: str | Path, source: str | None = None) -> Document:
-    """Read one transcript or prose file into a Document."""
+def read_document(path: str | Path, source: str | None = None, speakers: dict[str, str] | None = None) -> Document:
+    """Read one transcript or prose file into a Document; `speakers` maps labels to names corpus-wide."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -381,6 +382,7 @@ def read_document(path: str | Path, source: str | None = None) -> Document:
         turns = read_chat(text, body)
     else:
         turns = read_prose(text, body)
+    turns, speaker_map = apply_speakers(turns, resolve_speakers(path, speakers))
     title = meta.get("title") or _default_title(path)
     return Document(
         source=source,
@@ -392,6 +394,7 @@ def read_document(path: str | Path, source: str | None = None) -> Document:
         sha256=hashlib.sha256(data).hexdigest(),
         url=meta.get("url") or None,
         path=str(path.resolve()),
+        speaker_map=speaker_map,
     )
 
 
@@ -480,7 +483,7 @@ def iter_source_files(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
             rel = path.relative_to(root)
             if any(part.startswith(".") for part in rel.parts):
                 continue
-            if _is_source_file(path) and not _is_sidecar(path):
+            if _is_source_file(path) and not _is_sidecar(path) and path.name != SPEAKERS_FILE:
                 found.append((path, rel.as_posix()))
     return found
 
@@ -493,7 +496,7 @@ def read_corpus(*paths: str | Path, on_skip: Callable[[str], None] | None = None
         raise CorpusError(f"{', '.join(map(str, paths))}: no transcript files found (.txt, .md, .json, ...)")
     docs = []
     for path, source in files:
-        doc = read_document(path, source)
+        doc = read_document(path, source, corpus_speakers(path, source))
         if not any(t.text.strip() for t in doc.turns):
             message = f"{path}: empty or whitespace-only file; skipped"
             log.warning(message)
