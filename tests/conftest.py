@@ -1,0 +1,93 @@
+"""Shared fixtures: a tiny podcast-style transcript, the word counter, the hash embedder spec, offset checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ragkit.chunking import TokenCounter, word_counter
+from ragkit.datatypes import Document
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO / "seeds"
+QMSUM_TEST = Path("/work/shared/datasets/qmsum/test")
+HASH_EMBEDDER = "hash:256"
+
+# Page text, a topic heading, inline and next-line turn text, a continuation at a new time, h:mm:ss.
+PODCAST = """\
+Episode 7 show notes
+
+A short page intro before the conversation.
+
+Maya Chen (00:05):
+
+Welcome to the show. Today we talk about compost.
+
+Raj Patel (00:12): Thanks for having me.
+Glad to be here.
+
+Worm bins and kitchen scraps
+
+Maya Chen (01:30):
+
+What goes into a worm bin?
+
+Raj Patel (01:41):
+
+Citrus peels are fine in small amounts.
+
+(02:10): Red wigglers eat about half their weight a day.
+
+Maya Chen (1:02:03):
+
+That is a lot of peels.
+"""
+
+
+@pytest.fixture
+def podcast_text() -> str:
+    """The tiny podcast transcript as a string."""
+    return PODCAST
+
+
+@pytest.fixture
+def podcast_file(tmp_path: Path) -> Path:
+    """The tiny podcast transcript written to tmp_path/episode.txt."""
+    path = tmp_path / "episode.txt"
+    path.write_text(PODCAST, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def count_words() -> TokenCounter:
+    """The whitespace word counter: a fast stand-in for a real tokenizer."""
+    return word_counter
+
+
+@pytest.fixture
+def hash_spec() -> str:
+    """Spec of the deterministic hash embedder for fast tests."""
+    return HASH_EMBEDDER
+
+
+def assert_offsets(doc: Document) -> None:
+    """Every turn is the verbatim source span at its offsets, in order, not overlapping, with a plausible line.
+
+    A turn's line is where it begins in the source: its text's first line, or the line of its `Name (mm:ss):`
+    header when the text starts below it; so it lies between the previous turn's end and the text's first line.
+    """
+    previous_end = 0
+    for i, turn in enumerate(doc.turns):
+        assert doc.text[turn.char_start : turn.char_end] == turn.text, f"turn {i}"
+        assert turn.char_start >= previous_end, f"turn {i} overlaps or is out of order"
+        first_line = doc.text.count("\n", 0, turn.char_start) + 1
+        assert doc.text.count("\n", 0, previous_end) + 1 <= turn.line <= first_line, f"turn {i} line {turn.line}"
+        previous_end = turn.char_end
+
+
+@pytest.fixture
+def check_offsets() -> Callable[[Document], None]:
+    """assert_offsets as a fixture, for test modules that should not import conftest."""
+    return assert_offsets
