@@ -21,6 +21,8 @@ class Turn:
     # Absolute source spans of the spoken text when `text` also holds markup (cue timings, repeated
     # caption lines, JSON syntax); empty means all of `text` is content. See subtitles.turn_content.
     parts: tuple[tuple[int, int], ...] = ()
+    # (start, end) seconds of each part when parts come from timed cues or segments, else empty.
+    part_times: tuple[tuple[float | None, float | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,8 @@ def _breaks(run: list[Piece], piece: Piece) -> bool:
 def _turn(text: str, run: list[Piece]) -> Turn:
     s, e = min(p.char_start for p in run), max(p.char_end for p in run)
     parts = tuple((p.char_start, p.char_end) for p in run)
-    return Turn(run[0].speaker, text[s:e], run[0].start, None, s, e, run[0].line, run[-1].end, parts)
+    times = tuple((p.start, p.end) for p in run)
+    return Turn(run[0].speaker, text[s:e], run[0].start, None, s, e, run[0].line, run[-1].end, parts, times)
 
 
 # ---------------------------------------------------------------- name mapping

@@ -79,6 +79,12 @@ def turn_content(turn: Turn, start: int | None = None, end: int | None = None) -
     return " ".join(p for p in pieces if p)
 
 
+def span_times(turn: Turn, start: int, end: int) -> tuple[float | None, float | None]:
+    """When the parts inside the absolute range [start, end) were spoken; the turn's times without part times."""
+    inside = [t for (s, e), t in zip(turn.parts, turn.part_times) if s < end and e > start]
+    return (inside[0][0], inside[-1][1]) if inside else (turn.start, turn.end)
+
+
 # ---------------------------------------------------------------- readers
 
 

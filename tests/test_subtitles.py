@@ -12,7 +12,7 @@ import ragkit
 from ragkit.datatypes import Document, Turn
 from ragkit.errors import TranscriptError
 from ragkit.speakers import MAX_UNLABELED_WORDS, accepted_labels, prefix_label
-from ragkit.subtitles import clean_text, turn_content, turn_parts
+from ragkit.subtitles import clean_text, span_times, turn_content, turn_parts
 from ragkit.transcripts import read_corpus, read_document
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
@@ -336,6 +336,19 @@ def test_turn_content_of_a_range_and_of_plain_turns() -> None:
     prose = Turn("Ann", "Some   text\nhere", None, None, 5, 21, 1)
     assert turn_content(prose) == "Some text here"
     assert turn_parts(prose) == [(5, 21)]
+
+
+def test_span_times_locate_a_quote_inside_a_merged_turn() -> None:
+    rolling = read("rolling.vtt").turns[0]
+    s, e = turn_parts(rolling)[2]
+    assert rolling.text[s - rolling.char_start : e - rolling.char_start] == "today we fix a flat tire"
+    assert span_times(rolling, s, e) == (4.57, 7.2)  # the cue where the line was first spoken
+    assert span_times(rolling, rolling.char_start, rolling.char_end) == (0.03, 7.2)
+    harbour = read("whisperx.json").turns[0]
+    (_, _), (s2, e2) = turn_parts(harbour)
+    assert span_times(harbour, s2 + 4, e2) == (4.0, 8.25)
+    prose = Turn("Ann", "text", 12.0, None, 0, 4, 1, 20.0)
+    assert span_times(prose, 0, 2) == (12.0, 20.0)
 
 
 def test_prefix_labels() -> None:
