@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 DEFAULT_INDEX = Path("indexes/default")
 DEFAULT_CORPUS = Path("seeds")
+FIRST_BUILD_WAIT = 600.0  # seconds a first search waits for another process building the default index
 
 app = typer.Typer(
     name="ragkit",
@@ -72,25 +73,39 @@ def check_text(value: str, what: str) -> str:
     return value
 
 
-def build_index(paths: list[Path], output: Path, embedder: str | None, max_tokens: int | None, overlap: int | None) -> tuple[Index, dict[str, Any]]:
-    from .chunking import ChunkSettings
-    from .index import Index
-    from .transcripts import read_corpus
+def build_index(
+    paths: list[Path] | None, output: Path, embedder: str | None, max_tokens: int | None, overlap: int | None,
+    *, force: bool = False, dry_run: bool = False,
+) -> tuple[Index | None, dict[str, Any]]:
+    """Create or update the index at output; paths default to the folders it was built from, then seeds/."""
+    from .incremental import recorded_corpus, refresh
 
     started = time.perf_counter()
-    err(f"reading {', '.join(map(str, paths))}")
-    docs = read_corpus(*paths)
-    defaults = ChunkSettings()
-    settings = ChunkSettings(max_tokens=max_tokens or defaults.max_tokens, overlap_turns=overlap if overlap is not None else defaults.overlap_turns)
-    progress = Progress(f"embedding {sum(len(d.turns) for d in docs)} turns")
+    corpus = list(paths or []) or [Path(p) for p in recorded_corpus(output)] or [DEFAULT_CORPUS]
+    err(f"reading {', '.join(map(str, corpus))}")
+    progress = Progress("embedding chunks")
     try:
-        index = Index.build(docs, embedder=embedder, settings=settings, progress=progress)
+        index, report = refresh(
+            output, corpus, embedder, max_tokens=max_tokens, overlap_turns=overlap, force=force, dry_run=dry_run, progress=progress
+        )
     finally:
         progress.close()
-    index.save(output)
-    seconds = time.perf_counter() - started
-    summary = {"index": str(output), "chunks": len(index), "sources": len(docs), "seconds": round(seconds, 2)}
+    summary = {"index": str(output), **asdict(report), "dry_run": dry_run, "seconds": round(time.perf_counter() - started, 2)}
     return index, summary
+
+
+def index_message(summary: dict[str, Any]) -> str:
+    """One line: what `ragkit index` did (or would do), counted in chunks."""
+    counts = f"{summary['added']} added, {summary['changed']} changed, {summary['removed']} removed, {summary['unchanged']} unchanged chunks"
+    full = f" (full rebuild: {summary['reason']})" if summary["full"] else ""
+    if summary["dry_run"]:
+        return f"dry run, nothing written: {summary['index']} would get {counts}; {summary['embedded']} to embed{full}"
+    if not summary["written"]:
+        return f"{summary['index']} is up to date: {counts}; nothing written"
+    return (
+        f"updated {summary['index']}: {counts}; embedded {summary['embedded']}{full}; "
+        f"{summary['chunks']} chunks from {summary['sources']} sources in {summary['seconds']} s"
+    )
 
 
 def open_index(path: Path, embedder: str | None = None) -> Index:
@@ -98,28 +113,32 @@ def open_index(path: Path, embedder: str | None = None) -> Index:
     from .index import Index
 
     if path == DEFAULT_INDEX and not (path / "manifest.json").exists() and DEFAULT_CORPUS.is_dir():
-        err(f"no index at {path} yet; building it from {DEFAULT_CORPUS}/ (first run only)")
-        index, summary = build_index([DEFAULT_CORPUS], path, embedder, None, None)
-        err(f"built {summary['chunks']} chunks from {summary['sources']} sources in {summary['seconds']} s")
-        return index
+        from .lock import index_lock
+
+        with index_lock(path, wait=FIRST_BUILD_WAIT):  # a concurrent first run may be building it: wait, then load
+            if not (path / "manifest.json").exists():
+                err(f"no index at {path} yet; building it from {DEFAULT_CORPUS}/ (first run only)")
+                index, summary = build_index([DEFAULT_CORPUS], path, embedder, None, None)
+                err(f"built {summary['chunks']} chunks from {summary['sources']} sources in {summary['seconds']} s")
+                if index is not None:
+                    return index
     return Index.load(path, embedder=embedder)
 
 
 @app.command()
 def index(
-    paths: list[Path] = typer.Argument(None, help="Transcript files or folders (default: seeds/)."),
+    paths: list[Path] = typer.Argument(None, help="Transcript files or folders (default: those the index was built from, else seeds/)."),
     output: Path = typer.Option(DEFAULT_INDEX, "-o", "--output", "-i", "--index", help="Index folder to write."),
-    embedder: str | None = EmbedderOpt,
-    max_tokens: int | None = typer.Option(None, "--max-tokens", min=16, help="Chunk budget in tiktoken tokens (default 200)."),
-    overlap: int | None = typer.Option(None, "--overlap", min=0, help="Turns repeated between neighbouring chunks (default 0)."),
+    embedder: str | None = typer.Option(None, "-e", "--embedder", help="Embedder spec (default: the index's, else st:all-MiniLM-L6-v2); another one rebuilds fully."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", min=16, help="Chunk budget in tiktoken tokens (default: the index's, else 200)."),
+    overlap: int | None = typer.Option(None, "--overlap", min=0, help="Turns repeated between neighbouring chunks (default: the index's, else 0)."),
+    force: bool = typer.Option(False, "--force", help="Rebuild from scratch: re-embed everything, replace a corrupt or newer-format index."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be added, changed and removed; write nothing."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Build an index from transcript files or folders."""
-    _, summary = build_index(list(paths or [DEFAULT_CORPUS]), output, embedder, max_tokens, overlap)
-    if as_json:
-        emit_json(summary)
-    else:
-        typer.echo(f"indexed {summary['chunks']} chunks from {summary['sources']} sources into {output} in {summary['seconds']} s")
+    """Build an index, or update an existing one: only new and changed chunk texts are embedded."""
+    _, summary = build_index(list(paths or []), output, embedder, max_tokens, overlap, force=force, dry_run=dry_run)
+    typer.echo(json.dumps(summary, ensure_ascii=False, indent=2) if as_json else index_message(summary))
 
 
 @app.command()
@@ -168,13 +187,25 @@ def ask(
 
 @app.command()
 def info(index_path: Path = IndexOpt, as_json: bool = JsonOpt) -> None:
-    """Show what an index holds and whether its sources changed since it was built."""
+    """Show what an index holds and what `ragkit index` would change against its corpus (writes nothing)."""
+    from .incremental import pending_update
     from .index import Index
     from .render import render_info
 
     idx = Index.load(index_path)
-    data = {"path": str(index_path), "manifest": idx.manifest, "status": [asdict(s) for s in idx.status()]}
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else render_info(data))
+    try:  # the same counts `ragkit index` would report, against the corpus folders the manifest records
+        update: dict[str, Any] = asdict(pending_update(idx))
+    except RagkitError as exc:
+        update = {"error": str(exc)}
+    data = {"path": str(index_path), "manifest": idx.manifest, "status": [asdict(s) for s in idx.status()], "update": update}
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    typer.echo(render_info(data))
+    if "error" in update:
+        typer.echo(f"update:   cannot compare with the corpus: {update['error']}")
+    else:
+        typer.echo(f"update:   `ragkit index` would make {update['added']} added, {update['changed']} changed, {update['removed']} removed, {update['unchanged']} unchanged chunks")
 
 
 @app.callback(invoke_without_command=True)

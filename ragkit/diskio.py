@@ -1,10 +1,12 @@
-"""Crash-safe files: fsynced writes, hash-verified reads, staging folders published by rename."""
+"""Crash-safe files: fsynced writes, verified reads, staging folders published by one atomic rename."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -13,10 +15,14 @@ from typing import Any
 
 from .errors import IndexFormatError, RagkitError
 
-# An index at `indexes/name` is a symlink to a version folder `indexes/.name.v-<stamp>`;
-# replacing the symlink is one atomic rename, so readers see the old or the new version.
+log = logging.getLogger(__name__)
+
+# An index at `indexes/name` is a symlink to a version folder `indexes/.name.v-<ns>`; replacing the
+# symlink is one atomic rename, so a reader sees the old or the new version, never a mix.
 TMP_MARK = ".tmp-"
 VERSION_MARK = ".v-"
+SUM_SUFFIX = ".sha256"
+_SUM_LINE = re.compile(rb"([0-9a-f]{64})  ([^\n/]+)\n")
 
 
 def file_digest(path: Path) -> dict[str, Any]:
@@ -29,32 +35,73 @@ def file_digest(path: Path) -> dict[str, Any]:
     return {"sha256": h.hexdigest(), "bytes": size}
 
 
+def write_error(path: Path, exc: BaseException) -> RagkitError:
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return RagkitError(f"{path}: cannot write ({reason}); free disk space and retry; the previous index is unchanged")
+
+
 def write_file(path: Path, data: bytes) -> None:
-    """Write and fsync; an OSError names the file."""
+    """Create path holding data, fsynced; an OSError becomes a RagkitError naming the file."""
     try:
-        with open(path, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise RagkitError(f"{path}: cannot write ({exc.strerror or exc}); free disk space or choose another -o; the previous index is unchanged") from exc
+        raise write_error(path, exc) from exc
+
+
+def write_with_sum(path: Path, data: bytes) -> None:
+    """Write path and `<path>.sha256` (sha256sum format), so the file can be checked before it is parsed."""
+    write_file(path, data)
+    write_file(sum_path(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode())
+
+
+def sum_path(path: Path) -> Path:
+    return path.with_name(path.name + SUM_SUFFIX)
+
+
+def _read(path: Path, limit: int, hint: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
+                raise IndexFormatError(f"index is corrupt: {path} has {size} bytes, far more than expected; {hint}")
+            return fh.read(limit + 1)
+    except FileNotFoundError:
+        raise IndexFormatError(f"index is corrupt: {path} is missing; {hint}") from None
+    except OSError as exc:
+        raise IndexFormatError(f"index is corrupt: cannot read {path} ({exc.strerror or exc}); {hint}") from exc
+
+
+def read_with_sum(path: Path, limit: int, hint: str) -> bytes:
+    """The file's bytes, only if they match the sha256sum line in `<path>.sha256`."""
+    sums = sum_path(path)
+    match = _SUM_LINE.fullmatch(_read(sums, 256, hint))
+    if not match or match.group(2) != path.name.encode():
+        raise IndexFormatError(f"index is corrupt: {sums} is not a sha256sum line for {path.name}; {hint}")
+    data = _read(path, limit, hint)
+    if hashlib.sha256(data).hexdigest().encode() != match.group(1):
+        raise IndexFormatError(f"index is corrupt: {path} does not match its checksum in {sums.name}; {hint}")
+    return data
 
 
 def read_verified(path: Path, meta: dict[str, Any], hint: str) -> bytes:
-    """The file's bytes, only if size and sha256 match the manifest."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise IndexFormatError(f"index is corrupt: {path} is missing; {hint}") from None
-    if size != meta.get("bytes"):
-        raise IndexFormatError(f"index is corrupt: {path} has {size} bytes, manifest says {meta.get('bytes')}; {hint}")
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+    """The file's bytes, only if size and sha256 match the manifest entry."""
+    size = meta["bytes"]
+    data = _read(path, size, hint)
+    if len(data) != size:
+        raise IndexFormatError(f"index is corrupt: {path} has {len(data)} bytes, manifest says {size}; {hint}")
+    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
         raise IndexFormatError(f"index is corrupt: {path} does not match its sha256 in the manifest; {hint}")
     return data
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -63,45 +110,90 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
+# ---------------------------------------------------------------- versions and leftovers
+
+
+def _pattern(target: Path, kind: str) -> re.Pattern[str]:
+    name = re.escape(target.name)
+    if kind == "version":
+        return re.compile(rf"\.{name}{re.escape(VERSION_MARK)}\d{{20}}(-legacy)?")
+    return re.compile(rf"\.{name}{re.escape(TMP_MARK)}\d+-\d+(\.link)?")
+
+
+def _entries(target: Path, kind: str) -> list[Path]:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        names = os.listdir(target.parent)
+    except FileNotFoundError:
+        return []
+    pattern = _pattern(target, kind)
+    return [target.parent / n for n in sorted(names) if pattern.fullmatch(n)]
+
+
+def current_version(target: Path) -> Path | None:
+    """The version folder the index symlink points at, or None when target is not such a symlink."""
+    try:
+        link = os.readlink(target)
+    except OSError:
+        return None
+    return target.parent / link if _pattern(target, "version").fullmatch(link) else None
+
+
+def resolve_index(target: Path) -> Path | None:
+    """The folder holding the index files now, or None when there is no index at target."""
+    if os.path.lexists(target):
+        return target.resolve()
+    versions = _entries(target, "version")
+    if versions:  # a writer was killed while turning a plain folder into a link; its newest version is complete
+        log.warning("%s: missing; reading %s (the next `ragkit index` restores the link)", target, versions[-1].name)
+        return versions[-1]
+    return None
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        with contextlib.suppress(OSError):
+            path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def clean_leftovers(target: Path) -> list[Path]:
-    """Remove staging folders of dead processes and versions other than the current and previous."""
-    parent, name = target.parent, target.name
-    removed = []
-    current = os.readlink(target) if target.is_symlink() else None
-    versions = sorted(parent.glob(f".{name}{VERSION_MARK}*"), key=lambda p: p.name)
-    keep = {current, versions[-1].name if versions else None}
-    if current in [v.name for v in versions]:
-        idx = [v.name for v in versions].index(current)
-        keep.add(versions[idx - 1].name if idx > 0 else None)
-    for path in parent.glob(f".{name}{TMP_MARK}*"):
-        pid = path.name.rsplit("-", 2)[-2] if path.name.count("-") >= 2 else ""
-        if not pid.isdigit() or not _pid_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
+    """Remove staging folders and versions other than the current and the one before; caller holds the writer lock."""
+    removed = _entries(target, "tmp")
+    for path in removed:
+        _remove(path)
+    current = current_version(target)
+    if current is None:
+        return removed  # no link to our versions: keep them all (recover() relinks a lost one)
+    versions = _entries(target, "version")
+    older = [v for v in versions if v.name < current.name]
+    keep = {current.name, *(v.name for v in older[-1:])}
     for path in versions:
-        if path.name not in keep and current is not None:
-            shutil.rmtree(path, ignore_errors=True)
+        if path.name not in keep:
+            _remove(path)
             removed.append(path)
     return removed
 
 
+def recover(target: Path) -> None:
+    """Relink a target lost to a crash between moving a plain folder aside and linking (caller holds the lock)."""
+    versions = _entries(target, "version")
+    if not os.path.lexists(target) and versions:
+        _link(target, versions[-1])
+        log.warning("%s: restored the link to %s after an interrupted write", target, versions[-1].name)
+
+
 @contextlib.contextmanager
 def staging_directory(target: Path) -> Iterator[Path]:
-    """A fresh hidden folder beside target; removed if the block fails."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clean_leftovers(target)
-    tmp = target.parent / f".{target.name}{TMP_MARK}{os.getpid()}-{time.time_ns()}"
-    tmp.mkdir()
+    """A fresh hidden folder beside target; removed if the block fails. Caller holds the writer lock."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        recover(target)
+        clean_leftovers(target)
+        tmp = target.parent / f".{target.name}{TMP_MARK}{os.getpid()}-{time.time_ns()}"
+        tmp.mkdir()
+    except OSError as exc:
+        raise write_error(target.parent, exc) from exc
     try:
         yield tmp
     finally:
@@ -109,19 +201,42 @@ def staging_directory(target: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def publish_directory(tmp: Path, target: Path) -> None:
-    """Make tmp the folder at target atomically (symlink swap)."""
-    parent, name = target.parent, target.name
-    if target.exists() and not target.is_symlink():
-        if not (target / "manifest.json").exists() and any(target.iterdir()):
-            raise RagkitError(f"{target}: exists and is not a ragkit index; choose another output folder with -o")
-        legacy = parent / f".{name}{VERSION_MARK}{time.time_ns():020d}-legacy"
-        os.rename(target, legacy)
-    version = parent / f".{name}{VERSION_MARK}{time.time_ns():020d}"
-    _fsync_dir(tmp)
-    os.rename(tmp, version)
-    link = parent / f".{name}{TMP_MARK}{os.getpid()}-{time.time_ns()}.link"
+def _link(target: Path, version: Path) -> None:
+    link = target.parent / f".{target.name}{TMP_MARK}{os.getpid()}-{time.time_ns()}.link"
     os.symlink(version.name, link)
-    os.replace(link, target)
-    _fsync_dir(parent)
+    os.replace(link, target)  # atomic: readers see the old link or the new one
+
+
+def _adopt(target: Path) -> None:
+    """Turn a plain folder at target (an index copied in, or an empty folder) into the link layout."""
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
+        return
+    if not target.is_dir() or not (target / "manifest.json").exists():
+        raise RagkitError(f"{target}: exists and is not a ragkit index; choose another output folder with -o")
+    legacy = target.parent / f".{target.name}{VERSION_MARK}{time.time_ns():020d}-legacy"
+    os.rename(target, legacy)
+    _link(target, legacy)
+
+
+def publish_directory(tmp: Path, target: Path) -> Path:
+    """Make the complete folder tmp the index at target in one atomic step; returns the version folder."""
+    try:
+        if current_version(target) is None and os.path.lexists(target):
+            _adopt(target)
+        fsync_dir(tmp)
+        version = target.parent / f".{target.name}{VERSION_MARK}{time.time_ns():020d}"
+        os.rename(tmp, version)
+        _link(target, version)
+        fsync_dir(target.parent)
+    except OSError as exc:
+        raise RagkitError(f"{target}: cannot publish the new index ({exc.strerror or exc}); the previous index is unchanged") from exc
     clean_leftovers(target)
+    return version
+
+
+def writable_target(path: Path) -> Path:
+    """Where to publish: path itself, or the folder behind a symlink the user made (not one of ours)."""
+    if path.is_symlink() and current_version(path) is None and path.resolve().is_dir():
+        return path.resolve()
+    return path

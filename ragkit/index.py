@@ -1,8 +1,9 @@
-"""Index: chunks, vectors and embedder bound together; manifest, atomic save and validated load."""
+"""Index: chunks, vectors and embedder bound together; manifest, atomic save and verified load."""
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -14,9 +15,20 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .chunking import ChunkSettings, chunk_corpus
 from .datatypes import Chunk, Document, Hit, Turn
-from .diskio import file_digest, publish_directory, read_verified, staging_directory, write_file
+from .diskio import (
+    file_digest,
+    publish_directory,
+    read_verified,
+    resolve_index,
+    staging_directory,
+    writable_target,
+    write_file,
+    write_with_sum,
+)
 from .embedders import Embedder, load_embedder
 from .errors import EmbedderMismatchError, IndexFormatError, MissingIndexError, UsageError
+from .lock import index_lock
+from .manifest import DATA_FILES, FORMAT_VERSION, REBUILD, check_before_parse, corrupt, parse_jsonl, read_manifest
 from .store import VECTORS_FILE, FaissStore
 
 if TYPE_CHECKING:
@@ -24,11 +36,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 SOURCES = "sources.jsonl"
-REBUILD = "rebuild with `ragkit index --force`"
+LOAD_ATTEMPTS = 8
 
 Progress = Callable[[int, int], None]
 
@@ -56,8 +67,16 @@ class Index:
     # ------------------------------------------------------------ build
 
     @classmethod
-    def build(cls, documents: Sequence[Document], embedder: str | Embedder | None = None, settings: ChunkSettings | None = None, progress: Progress | None = None) -> Index:
-        """Chunk and embed documents into a new in-memory index."""
+    def build(
+        cls,
+        documents: Sequence[Document],
+        embedder: str | Embedder | None = None,
+        settings: ChunkSettings | None = None,
+        progress: Progress | None = None,
+        *,
+        corpus: Sequence[str | Path] = (),
+    ) -> Index:
+        """Chunk and embed documents into a new in-memory index; `corpus` (the folders read) goes into the manifest."""
         import numpy as np
 
         settings = settings or ChunkSettings()
@@ -65,7 +84,7 @@ class Index:
         chunks = chunk_corpus(documents, settings)
         vectors = emb.embed([c.text for c in chunks], progress=progress) if chunks else np.zeros((0, emb.dim), np.float32)
         store = FaissStore.from_vectors(vectors)
-        return cls(chunks, store, documents, make_manifest(documents, chunks, emb, settings), emb)
+        return cls(chunks, store, documents, make_manifest(documents, chunks, emb.spec, emb.dim, settings, corpus), emb)
 
     # ------------------------------------------------------------ properties
 
@@ -74,11 +93,11 @@ class Index:
         """The query embedder, loaded on first use and checked against the manifest."""
         if self._embedder is None:
             self._embedder = load_embedder(self.manifest["embedder"]["spec"])
-        expected = int(self.manifest["embedder"]["dim"])
-        if self._embedder.dim != expected:
+        built, dim = self.manifest["embedder"]["spec"], int(self.manifest["embedder"]["dim"])
+        if self._embedder.dim != dim:
             raise EmbedderMismatchError(
-                f"embedder {self._embedder.spec!r} gives {self._embedder.dim}-dim vectors but the index "
-                f"holds {expected}-dim vectors from {self.manifest['embedder']['spec']!r}; {REBUILD} -e {self._embedder.spec}"
+                f"index was built with embedder {built!r} ({dim} dims) but {self._embedder.spec!r} gives "
+                f"{self._embedder.dim} dims; query with the index's embedder, or rebuild with `ragkit index --force -e {self._embedder.spec}`"
             )
         return self._embedder
 
@@ -123,42 +142,63 @@ class Index:
     # ------------------------------------------------------------ persistence
 
     def save(self, path: str | Path) -> Path:
-        """Write the index to a staging folder, then publish it at `path` in one atomic step."""
-        target = Path(path)
-        with staging_directory(target) as tmp:
-            write_file(tmp / CHUNKS, _jsonl(asdict(c) for c in self.chunks))
-            write_file(tmp / SOURCES, _jsonl(_document_record(d) for d in self.documents.values()))
-            self.store.save(tmp / VECTORS_FILE)
-            files = {name: file_digest(tmp / name) for name in (CHUNKS, SOURCES, VECTORS_FILE)}
+        """Write the index to a staging folder, then publish it at `path` in one atomic step (under the writer lock)."""
+        target = writable_target(Path(path))
+        with index_lock(target), staging_directory(target) as tmp:
+            files = {}
+            for name, data in self._payload():
+                write_file(tmp / name, data)
+                files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
             manifest = {**self.manifest, "files": files}
-            write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+            write_with_sum(tmp / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
             publish_directory(tmp, target)
-        self.manifest, self.path = manifest, target
-        return target
+        self.manifest, self.path = manifest, Path(path)
+        return Path(path)
+
+    def _payload(self) -> list[tuple[str, bytes]]:
+        import faiss
+
+        # serialize_index instead of faiss.write_index: one write path that fsyncs and reports OSErrors by file name.
+        vectors = faiss.serialize_index(self.store.index).tobytes()
+        return [
+            (CHUNKS, _jsonl(asdict(c) for c in self.chunks)),
+            (SOURCES, _jsonl(_document_record(d) for d in self.documents.values())),
+            (VECTORS_FILE, vectors),
+        ]
 
     @classmethod
     def load(cls, path: str | Path, embedder: str | Embedder | None = None) -> Index:
         """Load and verify an index; refuse a query embedder other than the one it was built with."""
         root = Path(path)
-        if not (root / MANIFEST).exists():
-            if root.exists() and root.is_dir() and not any(root.iterdir()):
-                raise MissingIndexError(f"{root}: empty folder, no index; build one with `ragkit index PATH -o {root}`")
-            if not root.exists():
-                raise MissingIndexError(f"{root}: no index here; build one with `ragkit index PATH -o {root}`")
-            raise IndexFormatError(f"index is corrupt: {root / MANIFEST} is missing; {REBUILD}")
-        real = root.resolve()  # pin one published version even if a rebuild swaps it meanwhile
-        manifest = _read_manifest(real / MANIFEST)
-        # Every file is hash-checked before any parser or FAISS sees its bytes.
-        blobs = {name: read_verified(real / name, manifest["files"][name], REBUILD) for name in (CHUNKS, SOURCES, VECTORS_FILE)}
-        chunks = [_chunk(d, real / CHUNKS) for d in _parse_jsonl(blobs[CHUNKS], real / CHUNKS)]
-        documents = [_document_from_record(d) for d in _parse_jsonl(blobs[SOURCES], real / SOURCES)]
-        store = FaissStore.from_bytes(blobs[VECTORS_FILE])
-        _check_counts(manifest, chunks, store, real)
-        index = cls(chunks, store, documents, manifest)
+        for attempt in range(1, LOAD_ATTEMPTS + 1):
+            folder = _index_folder(root)
+            try:
+                index = cls._from_folder(folder)
+                break
+            except IndexFormatError:
+                # A writer may have published twice meanwhile and removed the version we pinned: read the new one.
+                if attempt == LOAD_ATTEMPTS or resolve_index(root) == folder:
+                    raise
         index.path = root
         if embedder is not None:
-            index._embedder = _matching_embedder(embedder, manifest)
+            index._embedder = _matching_embedder(embedder, index.manifest)
         return index
+
+    @classmethod
+    def _from_folder(cls, folder: Path) -> Index:
+        manifest = read_manifest(folder / MANIFEST)
+        # Every file is size- and hash-checked, and its counts checked, before any parser or FAISS sees its bytes.
+        blobs = {name: read_verified(folder / name, manifest["files"][name], REBUILD) for name in DATA_FILES}
+        check_before_parse(manifest, blobs[CHUNKS], blobs[SOURCES], blobs[VECTORS_FILE], folder)
+        chunks = [_chunk(d, folder / CHUNKS) for d in parse_jsonl(blobs[CHUNKS], folder / CHUNKS)]
+        documents = [_document_from_record(d, folder / SOURCES) for d in parse_jsonl(blobs[SOURCES], folder / SOURCES)]
+        unknown = {c.source for c in chunks} - {d.source for d in documents}
+        if unknown:
+            raise corrupt(f"{folder / CHUNKS} has chunks of {sorted(unknown)[0]!r}, which {SOURCES} lacks")
+        store = FaissStore.from_bytes(blobs[VECTORS_FILE])
+        if len(store) != len(chunks) or store.dim != manifest["embedder"]["dim"]:
+            raise corrupt(f"{folder / VECTORS_FILE} holds {len(store)} vectors of dim {store.dim}, expected {len(chunks)} of dim {manifest['embedder']['dim']}")
+        return cls(chunks, store, documents, manifest)
 
     def status(self) -> list[SourceStatus]:
         """Each indexed source compared with its file now (by sha256)."""
@@ -171,6 +211,18 @@ class Index:
             state = "unchanged" if file_digest(path)["sha256"] == doc.sha256 else "changed"
             out.append(SourceStatus(doc.source, state, doc.path))
         return out
+
+
+def _index_folder(root: Path) -> Path:
+    folder = resolve_index(root)
+    if folder is None:
+        raise MissingIndexError(f"{root}: no index here; build one with `ragkit index PATH -o {root}`")
+    if root.is_symlink() and not folder.exists():
+        raise corrupt(f"{root} points to {folder.name}, which is missing")
+    if folder.is_dir() and not any((folder / n).exists() for n in (MANIFEST, MANIFEST + ".sha256", *DATA_FILES)):
+        what = "empty folder, no index" if not any(folder.iterdir()) else "no ragkit index here (no manifest.json)"
+        raise MissingIndexError(f"{root}: {what}; build one with `ragkit index PATH -o {root}`")
+    return folder
 
 
 def check_query(query: str, k: int) -> None:
@@ -187,17 +239,19 @@ def canonical_spec(spec: str) -> str:
 
 
 def _matching_embedder(embedder: str | Embedder, manifest: dict[str, Any]) -> Embedder:
-    built = manifest["embedder"]["spec"]
+    built, dim = manifest["embedder"]["spec"], manifest["embedder"]["dim"]
     spec = embedder if isinstance(embedder, str) else embedder.spec
     if canonical_spec(spec) != canonical_spec(built):
         raise EmbedderMismatchError(
-            f"index was built with embedder {built!r} ({manifest['embedder']['dim']} dims) but {spec!r} was asked for; "
-            f"query with -e {built} or {REBUILD} -e {spec}"
+            f"index was built with embedder {built!r} ({dim} dims) but {spec!r} was asked for; "
+            f"query with -e {built}, or rebuild with `ragkit index --force -e {spec}`"
         )
     return load_embedder(embedder)
 
 
-def make_manifest(documents: Sequence[Document], chunks: Sequence[Chunk], emb: Embedder, settings: ChunkSettings) -> dict[str, Any]:
+def make_manifest(
+    documents: Sequence[Document], chunks: Sequence[Chunk], spec: str, dim: int, settings: ChunkSettings, corpus: Sequence[str | Path] = ()
+) -> dict[str, Any]:
     per_source: dict[str, int] = {}
     for c in chunks:
         per_source[c.source] = per_source.get(c.source, 0) + 1
@@ -205,8 +259,9 @@ def make_manifest(documents: Sequence[Document], chunks: Sequence[Chunk], emb: E
         "format_version": FORMAT_VERSION,
         "ragkit_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "embedder": {"spec": canonical_spec(emb.spec), "dim": int(emb.dim)},
+        "embedder": {"spec": canonical_spec(spec), "dim": int(dim)},
         "chunking": asdict(settings),
+        "corpus": [str(Path(p).resolve()) for p in corpus],
         "sources": [
             {"path": d.source, "title": d.title, "sha256": d.sha256, "turns": len(d.turns), "chunks": per_source.get(d.source, 0), "file": d.path}
             for d in documents
@@ -226,60 +281,17 @@ def _document_record(doc: Document) -> dict[str, Any]:
     return record
 
 
-def _document_from_record(data: dict[str, Any]) -> Document:
-    text = data["text"]
-    turns = tuple(Turn(sp, text[s:e], st, sec, s, e, line, end) for sp, st, end, sec, s, e, line in data["turns"])
-    fields = {k: v for k, v in data.items() if k not in ("turns",)}
-    return Document(**{**fields, "turns": turns})
+def _document_from_record(data: dict[str, Any], path: Path) -> Document:
+    try:
+        text = data["text"]
+        turns = tuple(Turn(sp, text[s:e], st, sec, s, e, line, end) for sp, st, end, sec, s, e, line in data["turns"])
+        return Document(**{**{k: v for k, v in data.items() if k != "turns"}, "turns": turns})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise corrupt(f"{path} holds a malformed source record ({exc})") from exc
 
 
 def _chunk(data: dict[str, Any], path: Path) -> Chunk:
     try:
         return Chunk.from_dict(data)
-    except TypeError as exc:
-        raise IndexFormatError(f"index is corrupt: {path} holds a malformed chunk ({exc}); {REBUILD}") from exc
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        if path.stat().st_size > 64 * 1024 * 1024:
-            raise IndexFormatError(f"index is corrupt: {path} is implausibly large; {REBUILD}")
-        manifest = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IndexFormatError(f"index is corrupt: {path} is not valid JSON ({exc}); {REBUILD}") from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("format_version"), int):
-        raise IndexFormatError(f"index is corrupt: {path} has no format_version; {REBUILD}")
-    version = manifest["format_version"]
-    if version > FORMAT_VERSION:
-        raise IndexFormatError(
-            f"{path}: index format version {version} is newer than this ragkit supports (version {FORMAT_VERSION}); "
-            "upgrade ragkit or rebuild the index with this version"
-        )
-    for key in ("embedder", "chunking", "counts", "files", "sources"):
-        if key not in manifest:
-            raise IndexFormatError(f"index is corrupt: {path} lacks {key!r}; {REBUILD}")
-    missing = {CHUNKS, SOURCES, VECTORS_FILE} - set(manifest["files"])
-    if missing:
-        raise IndexFormatError(f"index is corrupt: {path} lists no hash for {', '.join(sorted(missing))}; {REBUILD}")
-    return manifest
-
-
-def _parse_jsonl(data: bytes, path: Path) -> list[dict[str, Any]]:
-    out = []
-    for n, line in enumerate(data.decode("utf-8").splitlines(), start=1):
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise IndexFormatError(f"index is corrupt: {path} line {n} is not JSON; {REBUILD}") from exc
-    return out
-
-
-def _check_counts(manifest: dict[str, Any], chunks: list[Chunk], store: FaissStore, root: Path) -> None:
-    count = manifest["counts"]["chunks"]
-    if not (count == len(chunks) == len(store)):
-        raise IndexFormatError(
-            f"index is corrupt: {root} manifest counts {count} chunks, {CHUNKS} holds {len(chunks)}, "
-            f"{VECTORS_FILE} holds {len(store)} vectors; {REBUILD}"
-        )
-    if store.dim != manifest["embedder"]["dim"]:
-        raise IndexFormatError(f"index is corrupt: {root / VECTORS_FILE} has dim {store.dim}, manifest says {manifest['embedder']['dim']}; {REBUILD}")
+    except (TypeError, AttributeError) as exc:
+        raise corrupt(f"{path} holds a malformed chunk ({exc})") from exc

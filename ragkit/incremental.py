@@ -1,0 +1,237 @@
+"""Incremental updates: re-embed only chunk texts the index lacks; the result equals a full rebuild."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .chunking import ChunkSettings, chunk_corpus
+from .datatypes import Chunk, Document
+from .diskio import clean_leftovers, recover, resolve_index, writable_target
+from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
+from .errors import MissingIndexError, RagkitError
+from .index import MANIFEST, Index, canonical_spec, make_manifest
+from .lock import index_lock
+from .manifest import read_manifest
+from .store import FaissStore
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateReport:
+    """What an update did or would do, in chunks of the old and new index.
+
+    unchanged: a new chunk with the same source and text as an old one (its vector is reused);
+    changed: a new chunk whose id an old chunk had, with other text; added / removed: the other new / old chunks.
+    So unchanged + changed + added = chunks now, and unchanged + changed + removed = chunks before.
+    embedded counts the distinct texts sent to the embedder (fewer than added + changed when a text moved).
+    """
+
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+    embedded: int
+    chunks: int
+    sources: int
+    full: bool  # nothing reused: a new index, --force, or another embedder or chunk settings
+    reason: str  # why the rebuild was full ("" when incremental)
+    written: bool = False  # a new version was published (False for --dry-run and when nothing changed)
+
+    def summary(self) -> str:
+        return f"{self.added} added, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The chunks an update will hold and which texts must be embedded."""
+
+    chunks: list[Chunk]
+    reuse: dict[str, int]  # chunk text -> row of the previous index's vectors
+    missing: list[str]  # distinct texts to embed, in first-use order
+    report: UpdateReport
+
+
+def diff_chunks(old: Sequence[Chunk], new: Sequence[Chunk]) -> tuple[int, int, int, int]:
+    """(added, changed, removed, unchanged) as defined on UpdateReport; duplicates count as a multiset."""
+    left = Counter((c.source, c.text) for c in old)
+    rest_new = []
+    for c in new:
+        if left[(c.source, c.text)] > 0:
+            left[(c.source, c.text)] -= 1
+        else:
+            rest_new.append(c)
+    rest_old = []
+    for c in old:
+        if left[(c.source, c.text)] > 0:
+            left[(c.source, c.text)] -= 1
+            rest_old.append(c)
+    changed = len({c.id for c in rest_new} & {c.id for c in rest_old})
+    unchanged = len(new) - len(rest_new)
+    return len(rest_new) - changed, changed, len(rest_old) - changed, unchanged
+
+
+def full_rebuild_reason(previous: Index | None, spec: str, settings: ChunkSettings, force: bool = False) -> str:
+    """Why no vector of the previous index can be reused ("" when they can)."""
+    if force:
+        return "--force"
+    if previous is None:
+        return "new index"
+    old_spec = previous.manifest["embedder"]["spec"]
+    if canonical_spec(spec) != canonical_spec(old_spec):
+        return f"embedder changed from {old_spec} to {canonical_spec(spec)}"
+    if previous.settings != settings:
+        return f"chunk settings changed from {asdict(previous.settings)} to {asdict(settings)}"
+    return ""
+
+
+def plan_update(previous: Index | None, documents: Sequence[Document], spec: str, settings: ChunkSettings, force: bool = False) -> Plan:
+    """Chunk the documents and decide, by exact chunk text, which vectors the previous index already holds."""
+    chunks = chunk_corpus(documents, settings)
+    reason = full_rebuild_reason(previous, spec, settings, force)
+    reuse: dict[str, int] = {}
+    if previous is not None and not reason:
+        for row, chunk in enumerate(previous.chunks):
+            reuse.setdefault(chunk.text, row)
+    missing = list(dict.fromkeys(c.text for c in chunks if c.text not in reuse))
+    added, changed, removed, unchanged = diff_chunks(previous.chunks if previous else [], chunks)
+    report = UpdateReport(added, changed, removed, unchanged, len(missing), len(chunks), len(documents), bool(reason), reason)
+    return Plan(chunks, reuse, missing, report)
+
+
+def apply_plan(
+    plan: Plan, previous: Index | None, documents: Sequence[Document], embedder: str | Embedder, settings: ChunkSettings,
+    progress: Progress | None = None, corpus: Sequence[str | Path] = (),
+) -> Index:
+    """The new in-memory index: reused vectors where the text is known, fresh embeddings for the rest."""
+    import numpy as np
+
+    emb = load_embedder(embedder)
+    dim = int(previous.manifest["embedder"]["dim"]) if plan.reuse and previous else int(emb.dim)
+    fresh = emb.embed(plan.missing, progress=progress) if plan.missing else np.zeros((0, dim), np.float32)
+    if fresh.shape[1] != dim:
+        raise RagkitError(f"embedder {emb.spec!r} now gives {fresh.shape[1]}-dim vectors but the index holds {dim}-dim ones; rebuild with `ragkit index --force`")
+    vectors = _assemble(plan, previous.store.vectors() if plan.reuse and previous else None, fresh, dim)
+    manifest = make_manifest(documents, plan.chunks, emb.spec, dim, settings, corpus)
+    return Index(plan.chunks, FaissStore.from_vectors(vectors), documents, manifest, emb)
+
+
+def _assemble(plan: Plan, old: np.ndarray | None, fresh: np.ndarray, dim: int) -> np.ndarray:
+    import numpy as np
+
+    out = np.zeros((len(plan.chunks), dim), np.float32)
+    position = {text: i for i, text in enumerate(plan.missing)}
+    for i, chunk in enumerate(plan.chunks):
+        row = plan.reuse.get(chunk.text)
+        out[i] = old[row] if row is not None and old is not None else fresh[position[chunk.text]]
+    return out
+
+
+def update_index(
+    previous: Index | None, documents: Sequence[Document], embedder: str | Embedder | None = None, settings: ChunkSettings | None = None,
+    progress: Progress | None = None, *, corpus: Sequence[str | Path] = (), force: bool = False,
+) -> tuple[Index, UpdateReport]:
+    """An index of documents that reuses the previous index's vectors for unchanged chunk texts (in memory, nothing written)."""
+    settings = settings or (previous.settings if previous else ChunkSettings())
+    spec = _spec(embedder, previous)
+    plan = plan_update(previous, documents, spec, settings, force)
+    return apply_plan(plan, previous, documents, embedder or spec, settings, progress, corpus), plan.report
+
+
+def _spec(embedder: str | Embedder | None, previous: Index | None) -> str:
+    if embedder is not None:
+        return embedder if isinstance(embedder, str) else embedder.spec
+    return previous.manifest["embedder"]["spec"] if previous else DEFAULT_EMBEDDER
+
+
+def _settings(previous: Index | None, max_tokens: int | None, overlap_turns: int | None) -> ChunkSettings:
+    base = previous.settings if previous else ChunkSettings()
+    return replace(
+        base,
+        max_tokens=base.max_tokens if max_tokens is None else max_tokens,
+        overlap_turns=base.overlap_turns if overlap_turns is None else overlap_turns,
+    )
+
+
+def recorded_corpus(path: str | Path) -> list[str]:
+    """The corpus folders the index at path was built from ([] when there is no readable index)."""
+    folder = resolve_index(Path(path))
+    if folder is None:
+        return []
+    try:
+        return [str(p) for p in read_manifest(folder / MANIFEST)["corpus"]]
+    except RagkitError:
+        return []
+
+
+def refresh(
+    path: str | Path, corpus: Sequence[str | Path], embedder: str | Embedder | None = None, *, max_tokens: int | None = None,
+    overlap_turns: int | None = None, force: bool = False, dry_run: bool = False, progress: Progress | None = None,
+) -> tuple[Index | None, UpdateReport]:
+    """Bring the index at path up to date with the corpus under the writer lock; publish only when something changed.
+
+    Embedder and chunk settings default to the existing index's; other ones rebuild fully. A corrupt or
+    newer-format index is an error unless force. dry_run reports without writing (and returns no index).
+    """
+    from .transcripts import read_corpus
+
+    target = writable_target(Path(path))
+    with contextlib.nullcontext() if dry_run else index_lock(target):
+        if not dry_run:
+            recover(target)
+            clean_leftovers(target)  # the lock proves no writer uses them
+        previous = _previous(target) if not force else None
+        documents = read_corpus(*corpus)
+        settings = _settings(previous, max_tokens, overlap_turns)
+        spec = _spec(embedder, previous)
+        plan = plan_update(previous, documents, spec, settings, force)
+        if dry_run:
+            return None, plan.report
+        corpus_now = [str(Path(p).resolve()) for p in corpus]
+        if previous is not None and _same(previous, plan, documents, corpus_now):
+            return previous, plan.report
+        index = apply_plan(plan, previous, documents, embedder or spec, settings, progress, corpus)
+        index.save(target)
+        return index, replace(plan.report, written=True)
+
+
+def _previous(target: Path) -> Index | None:
+    if not os.path.lexists(target):
+        return None
+    try:
+        return Index.load(target)
+    except MissingIndexError:  # an empty folder: nothing to reuse
+        return None
+
+
+def _same(previous: Index, plan: Plan, documents: Sequence[Document], corpus: list[str]) -> bool:
+    return (
+        not plan.report.reason
+        and previous.chunks == plan.chunks
+        and list(previous.documents.values()) == list(documents)
+        and previous.manifest.get("corpus") == corpus
+    )
+
+
+def pending_update(index: Index) -> UpdateReport:
+    """What `ragkit index` would do to this index now, against the corpus recorded in its manifest (writes nothing)."""
+    from .errors import CorpusError
+    from .transcripts import read_corpus
+
+    corpus = index.manifest.get("corpus") or []
+    if not corpus:
+        raise CorpusError("the index records no corpus folders (built from Python); run `ragkit index PATH` to compare")
+    documents = read_corpus(*corpus)
+    return plan_update(index, documents, index.manifest["embedder"]["spec"], index.settings).report
