@@ -54,21 +54,31 @@ def render_hits(hits: Sequence[Hit], query: str) -> str:
     return "\n\n".join(blocks)
 
 
+UNSUPPORTED = "warning: this answer cites no retrieved passage (unsupported)"
+
+
 def render_answer(answer: Answer) -> str:
+    if not answer.text and answer.citations:
+        # The answerer failed (an LLM that did not reply): the passages it was given, cited, are still useful.
+        return "\n".join(["No answer; the retrieved passages:", "", render_sources(answer, limit=600)])
     if not answer.text:
         out = ["The corpus does not say. Closest passages:", "", render_hits(answer.hits, answer.question)]
         return "\n".join(out)
     out = ["Answer:", _indent(answer.text, prefix="  "), ""]
     if not answer.supported:
-        out.insert(0, "warning: this answer cites no retrieved passage (unsupported)")
-    if answer.citations:
-        out.append("Sources:")
+        out.insert(0, UNSUPPORTED)
+    return "\n".join(out + [render_sources(answer)] if answer.citations else out)
+
+
+def render_sources(answer: Answer, limit: int | None = None) -> str:
+    """The `Sources:` block: marker, title · speaker · time and the quote (cut to `limit` characters if given)."""
+    out = ["Sources:"]
     by_id = {h.chunk.id: h.chunk for h in answer.hits}
     for c in answer.citations:
         chunk = by_id.get(c.chunk_id)
         where = _where(chunk, c.speaker, c.start) if chunk else safe(c.source)
         out.append(f"  [{c.marker}] {where}")
-        out.append(_indent(f"“{c.quote}”", prefix="      "))
+        out.append(_indent(f"“{_excerpt(c.quote, limit) if limit else c.quote}”", prefix="      "))
     return "\n".join(out)
 
 

@@ -1,0 +1,264 @@
+"""A client for OpenAI-compatible chat completions (Ollama, llama.cpp server, vLLM, hosted APIs): settings, retries, streaming."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from .errors import AnswerError, MissingDependencyError, UsageError
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger(__name__)
+
+TokenCallback = Callable[[str], None]
+DEFAULT_BASE_URL = "http://127.0.0.1:11434/v1"  # Ollama's OpenAI-compatible endpoint on this machine
+ENV = {
+    "base_url": "RAGKIT_LLM_BASE_URL",
+    "model": "RAGKIT_LLM_MODEL",
+    "timeout": "RAGKIT_LLM_TIMEOUT",
+    "temperature": "RAGKIT_LLM_TEMPERATURE",
+    "max_tokens": "RAGKIT_LLM_MAX_TOKENS",
+    "context_tokens": "RAGKIT_LLM_CONTEXT_TOKENS",
+    "retries": "RAGKIT_LLM_RETRIES",
+}
+KEY_VARS = ("RAGKIT_LLM_API_KEY", "OPENAI_API_KEY")
+_RETRY_STATUS = frozenset({408, 429})  # and every 5xx
+_MAX_WAIT = 30.0  # seconds; a longer Retry-After is capped so a run stays bounded
+_HINTS = {
+    401: "check the API key (RAGKIT_LLM_API_KEY or OPENAI_API_KEY)",
+    403: "check the API key (RAGKIT_LLM_API_KEY or OPENAI_API_KEY)",
+    404: "check the base URL (it usually ends in /v1) and the model name",
+    429: "the server is rate limiting; wait or raise --llm-retries",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LLMSettings:
+    """Where and how to call the model; each field also comes from an environment variable (ENV)."""
+
+    model: str
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = field(default=None, repr=False)
+    timeout: float = 120.0
+    temperature: float = 0.0
+    max_tokens: int = 512
+    context_tokens: int = 4096
+    retries: int = 2
+    backoff: float = 0.5
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + "/chat/completions"
+
+
+def resolve_settings(**options: Any) -> LLMSettings:
+    """Explicit options first, then RAGKIT_LLM_* variables, then defaults; bad values raise with the fix."""
+    names = {f.name: f for f in fields(LLMSettings)}
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise UsageError(f"unknown LLM option(s) {', '.join(unknown)}; known: {', '.join(names)}")
+    values: dict[str, Any] = {}
+    for name, f in names.items():
+        value = options.get(name)
+        if value is None and name in ENV and os.environ.get(ENV[name], "").strip():
+            value = _from_env(ENV[name], f.type)
+        if value is not None:
+            values[name] = value
+    values["api_key"] = options.get("api_key") or next((os.environ[v] for v in KEY_VARS if os.environ.get(v)), None)
+    if not values.get("model"):
+        raise UsageError("no LLM model given; use -a llm:<model>, --llm-model or RAGKIT_LLM_MODEL (e.g. llama3.2 for Ollama)")
+    settings = LLMSettings(**values)
+    _check(settings)
+    return settings
+
+
+def _from_env(var: str, type_name: Any) -> Any:
+    raw = os.environ[var].strip()
+    kind = {"float": float, "int": int}.get(str(type_name), str)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise UsageError(f"{var}={raw!r} is not a valid {kind.__name__}; fix or unset it") from None
+
+
+def _check(s: LLMSettings) -> None:
+    problems = []
+    if not re.match(r"https?://[^/\s]+", s.base_url):
+        problems.append(f"base URL {s.base_url!r} must start with http:// or https://, e.g. {DEFAULT_BASE_URL}")
+    if s.timeout <= 0 or s.max_tokens < 1 or s.retries < 0 or s.backoff < 0:
+        problems.append("timeout must be > 0, max tokens >= 1 and retries >= 0")
+    if not 0 <= s.temperature <= 2:
+        problems.append(f"temperature {s.temperature} must be between 0 and 2")
+    if s.context_tokens < s.max_tokens + 64:
+        problems.append(f"context budget {s.context_tokens} tokens leaves no room for passages next to {s.max_tokens} answer tokens")
+    if problems:
+        raise UsageError("LLM settings: " + "; ".join(problems))
+
+
+def require_httpx() -> Any:
+    """The httpx module, or the install hint for the `llm` extra."""
+    try:
+        import httpx
+    except ImportError:
+        raise MissingDependencyError("httpx", "llm") from None
+    return httpx
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The model's reply text and how it ended."""
+
+    text: str
+    finish_reason: str | None
+    complete: bool = True  # False when a stream stopped without its end signal
+
+
+class _Transient(Exception):
+    """A failure worth retrying (timeouts, refused connections, 429, 5xx), with the server's Retry-After if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ChatClient:
+    """One chat completions endpoint; every error message it raises has the API key masked."""
+
+    def __init__(self, settings: LLMSettings) -> None:
+        self.settings = settings
+        self._httpx = require_httpx()
+
+    def __repr__(self) -> str:
+        return f"ChatClient(url={self.settings.url!r}, model={self.settings.model!r})"
+
+    def mask(self, text: str) -> str:
+        key = self.settings.api_key
+        return text.replace(key, "***") if key else text
+
+    def complete(self, messages: Sequence[dict[str, str]], on_token: TokenCallback | None = None) -> Completion:
+        """Send the messages (streaming when on_token is given), retrying transient failures with backoff."""
+        s = self.settings
+        body = {"model": s.model, "messages": list(messages), "temperature": s.temperature, "max_tokens": s.max_tokens,
+                "stream": on_token is not None}
+        headers = {"Authorization": f"Bearer {s.api_key}"} if s.api_key else {}
+        emitted: list[str] = []
+        with self._httpx.Client(timeout=s.timeout) as client:
+            for attempt in range(s.retries + 1):
+                try:
+                    return self._once(client, body, headers, on_token, emitted)
+                except _Transient as exc:
+                    # Text already shown to the user cannot be taken back, so a broken stream is final.
+                    if attempt == s.retries or emitted:
+                        tries = f" (after {attempt + 1} attempts)" if attempt else ""
+                        raise AnswerError(self.mask(f"{exc}{tries}")) from None
+                    wait = min(exc.retry_after if exc.retry_after is not None else s.backoff * 2**attempt, _MAX_WAIT)
+                    log.info("%s; retrying in %.1f s (%d of %d)", self.mask(str(exc)), wait, attempt + 1, s.retries)
+                    time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _once(self, client: httpx.Client, body: dict[str, Any], headers: dict[str, str], on_token: TokenCallback | None,
+              emitted: list[str]) -> Completion:
+        httpx, url = self._httpx, self.settings.url
+        try:
+            with client.stream("POST", url, json=body, headers=headers) as resp:
+                if resp.status_code != 200:
+                    resp.read()
+                    raise self._status_error(resp)
+                if body["stream"] and "text/event-stream" in resp.headers.get("content-type", ""):
+                    return self._read_events(resp, on_token, emitted)
+                resp.read()  # a server may ignore "stream" and send one JSON reply
+                completion = self._parse(resp.content)
+                if on_token is not None and completion.text:
+                    emitted.append(completion.text)
+                    on_token(completion.text)
+                return completion
+        except httpx.TimeoutException:
+            raise _Transient(f"no reply from {url} within {self.settings.timeout:g} s; raise --llm-timeout") from None
+        except httpx.ConnectError as exc:
+            raise _Transient(f"cannot connect to {url} ({exc}); is the server running? set --llm-base-url or RAGKIT_LLM_BASE_URL") from None
+        except httpx.TransportError as exc:
+            raise _Transient(f"the connection to {url} failed: {exc or type(exc).__name__}") from None
+
+    def _status_error(self, resp: httpx.Response) -> Exception:
+        code = resp.status_code
+        detail = _error_detail(resp.content)
+        message = self.mask(f"{self.settings.url} answered {code} {resp.reason_phrase}" + (f": {detail}" if detail else ""))
+        hint = _HINTS.get(code, "")
+        message += f"; {hint}" if hint else ""
+        if code in _RETRY_STATUS or code >= 500:
+            return _Transient(message, _retry_after(resp.headers.get("retry-after")))
+        return AnswerError(message)
+
+    def _parse(self, content: bytes) -> Completion:
+        try:
+            data = json.loads(content)
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
+            if not isinstance(text, str):
+                raise TypeError("content is not a string")
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise AnswerError(self.mask(f"malformed reply from {self.settings.url} ({type(exc).__name__}: {exc}): {_snippet(content)}")) from None
+        return Completion(text, choice.get("finish_reason"))
+
+    def _read_events(self, resp: httpx.Response, on_token: TokenCallback | None, emitted: list[str]) -> Completion:
+        """Server-sent events: `data: {chunk}` lines until `data: [DONE]`; each delta goes to on_token."""
+        finish, done = None, False
+        for line in resp.iter_lines():
+            if not line.startswith("data:"):
+                continue  # blank separators, comments, event names
+            data = line[5:].strip()
+            if data == "[DONE]":
+                done = True
+                break
+            piece, reason = self._event(data)
+            finish = reason or finish
+            if piece:
+                emitted.append(piece)
+                if on_token is not None:
+                    on_token(piece)
+        return Completion("".join(emitted), finish, complete=done or finish is not None)
+
+    def _event(self, data: str) -> tuple[str, str | None]:
+        try:
+            event = json.loads(data)
+            if "error" in event:
+                raise AnswerError(self.mask(f"{self.settings.url} reported an error mid-stream: {_snippet(data.encode())}"))
+            choices = event.get("choices") or [{}]  # a usage-only event has no choices
+            piece = (choices[0].get("delta") or {}).get("content") or ""
+            if not isinstance(piece, str):
+                raise TypeError("delta content is not a string")
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise AnswerError(self.mask(f"malformed stream event from {self.settings.url} ({exc}): {_snippet(data.encode())}")) from None
+        return piece, choices[0].get("finish_reason")
+
+
+def _snippet(content: bytes, limit: int = 200) -> str:
+    text = " ".join(content.decode("utf-8", "replace").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _error_detail(content: bytes) -> str:
+    """The error message of an OpenAI-style error body, else the start of the body, on one line."""
+    try:
+        error = json.loads(content).get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        if isinstance(message, str):
+            return _snippet(message.encode())
+    except (ValueError, AttributeError):
+        pass
+    return _snippet(content)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
