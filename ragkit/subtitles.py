@@ -277,17 +277,21 @@ def json_value_spans(text: str, depth: int) -> dict[tuple, tuple[int, int]]:
     """Source spans of JSON string values (quotes included) and start offsets of containers, by path, to `depth`."""
     spans: dict[tuple, tuple[int, int]] = {}
     stack: list[list] = []  # [is_object, key or index, expecting a key]
-    for m in _JSON_TOKEN.finditer(text):
-        token = m.group()
+    skip = json.JSONDecoder().raw_decode
+    pos = 0
+    while match := _JSON_TOKEN.search(text, pos):
+        token, pos = match.group(), match.end()
         if token[0] == '"':
             if stack and stack[-1][0] and stack[-1][2]:
                 stack[-1][1] = json.loads(token)
             elif len(stack) <= depth:
-                spans[tuple(level[1] for level in stack)] = (m.start(), m.end())
+                spans[tuple(level[1] for level in stack)] = (match.start(), match.end())
         elif token in "{[":
-            if len(stack) <= depth:
-                spans[tuple(level[1] for level in stack)] = (m.start(), m.start())
-            stack.append([token == "{", None if token == "{" else 0, True])
+            spans[tuple(level[1] for level in stack)] = (match.start(), match.start())
+            if len(stack) >= depth:  # nothing inside is wanted (word timings): skip it at C speed
+                pos = skip(text, match.start())[1]
+            else:
+                stack.append([token == "{", None if token == "{" else 0, True])
         elif token in "}]":
             stack.pop()
         elif token == ",":

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ragkit
 from ragkit.datatypes import Document, Turn
@@ -101,6 +103,27 @@ def test_vtt_rolling_lines_without_timing_tags(tmp_path: Path) -> None:
     check_offsets(doc)
     assert " ".join(contents(doc)) == "the river rose over the old bridge last night"
     assert sum(len(t.parts) for t in doc.turns) == 3
+
+
+WORDS = st.lists(st.sampled_from("red green blue river stone bridge night owl".split()), min_size=1, max_size=4).map(" ".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lines=st.lists(WORDS, min_size=1, max_size=12), tagged=st.lists(st.booleans(), min_size=12, max_size=12), plain=st.lists(st.booleans(), min_size=12, max_size=12))
+def test_rolling_captions_read_every_line_once(tmp_path_factory: pytest.TempPathFactory, lines: list[str], tagged: list[bool], plain: list[bool]) -> None:
+    lines = [line for n, line in enumerate(lines) if n == 0 or line != lines[n - 1]]  # a line said twice in a row is read once
+    blocks, t = ["WEBVTT\n"], 0
+    for n, line in enumerate(lines):
+        shown = line.replace(" ", "<00:00:00.500><c> ", 1) + "</c>" if tagged[n] and " " in line else line
+        blocks.append(f"00:00:{t:02d}.000 --> 00:00:{t + 1:02d}.000 align:start position:0%\n{lines[n - 1] if n else ' '}\n{shown}\n")
+        if plain[n]:  # YouTube's 10 ms cue that repeats the line without tags
+            blocks.append(f"00:00:{t + 1:02d}.000 --> 00:00:{t + 1:02d}.010\n{line}\n \n")
+        t += 2
+    doc = read_document(write(tmp_path_factory.mktemp("roll"), "r.vtt", "\n".join(blocks)))
+    check_offsets(doc)
+    assert " ".join(contents(doc)) == " ".join(lines)
+    assert sum(len(t.parts) for t in doc.turns) == len(lines)
+    assert all(e <= s for t in doc.turns for (_, e), (s, _) in zip(t.parts, t.parts[1:]))  # parts in file order
 
 
 def test_vtt_repeated_line_from_another_speaker_is_kept(tmp_path: Path) -> None:
@@ -397,8 +420,8 @@ def test_mixed_folder_reads_builds_saves_loads_and_searches(tmp_path: Path) -> N
     ragkit.Index.build(docs, embedder="hash:256").save(tmp_path / "index")
     index = ragkit.Index.load(tmp_path / "index")
     cases = {
-        "worm bin citrus peels red wigglers": ("voices.vtt", "Maria Lopez", 9.0),
-        "ferry terminal north pier": ("whisperx.json", "Harbour Master", 0.031),
+        "worm bin citrus peels red wigglers": ("voices.vtt", "Maria Lopez", 1.0),
+        "dredging the channel salmon run": ("whisperx.json", "Harbour Master", 0.031),
         "roof repair library budget": ("diarized.srt", "Grace Kim", 1.0),
         "protected bike lanes collisions junctions": ("labels.srt", "Priya Shah", 0.5),
     }
