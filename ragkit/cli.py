@@ -162,6 +162,51 @@ def search(
         typer.echo(render_hits(hits, query))
 
 
+class Streamer:
+    """Prints an LLM answer's pieces on stdout as they arrive, under the `Answer:` heading."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def __call__(self, piece: str) -> None:
+        from .render import safe
+
+        if not self.started:
+            typer.echo("Answer:\n  ", nl=False)
+            self.started = True
+        typer.echo(safe(piece), nl=False)
+
+    def end(self) -> None:
+        if self.started:
+            typer.echo("")
+
+    def finish(self, answer: Any) -> None:
+        """After the streamed text: the unsupported flag and the resolved citations."""
+        from .render import UNSUPPORTED, render_sources
+
+        self.end()
+        typer.echo("")
+        if not answer.supported:
+            typer.echo(UNSUPPORTED)
+        if answer.citations:
+            typer.echo(render_sources(answer))
+
+
+def make_answerer(spec: str, llm: dict[str, Any], on_token: Streamer | None) -> Any:
+    """The answerer for -a: a spec string, or an LLM answerer built from the --llm-* options."""
+    from .answer import load_answerer
+
+    kind, _, model = spec.partition(":")
+    if kind != "llm":
+        if llm:
+            raise typer.BadParameter(f"--llm-* options need -a llm (got -a {spec})")
+        return spec
+    wanted = llm.pop("model", None)
+    if model and wanted and wanted != model:
+        raise typer.BadParameter(f"-a {spec} and --llm-model {wanted} disagree; give the model once")
+    return load_answerer(f"llm:{model or wanted or ''}".rstrip(":"), on_token=on_token, **llm)
+
+
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="A question about the corpus."),
@@ -171,18 +216,46 @@ def ask(
     speaker: str | None = SpeakerOpt,
     source: str | None = SourceOpt,
     answerer: str = typer.Option("extractive", "-a", "--answerer", help="extractive, llm[:model] or package.module:Class."),
+    llm_base_url: str | None = typer.Option(None, "--llm-base-url", help="-a llm: OpenAI-compatible base URL (env RAGKIT_LLM_BASE_URL; default Ollama's http://127.0.0.1:11434/v1)."),
+    llm_model: str | None = typer.Option(None, "--llm-model", help="-a llm: model name, same as -a llm:MODEL (env RAGKIT_LLM_MODEL)."),
+    llm_timeout: float | None = typer.Option(None, "--llm-timeout", min=0.001, help="-a llm: seconds to wait for the server (env RAGKIT_LLM_TIMEOUT; default 120)."),
+    llm_temperature: float | None = typer.Option(None, "--llm-temperature", min=0.0, max=2.0, help="-a llm: sampling temperature (env RAGKIT_LLM_TEMPERATURE; default 0)."),
+    llm_max_tokens: int | None = typer.Option(None, "--llm-max-tokens", min=1, help="-a llm: longest answer in tokens (env RAGKIT_LLM_MAX_TOKENS; default 512)."),
+    llm_context: int | None = typer.Option(None, "--llm-context-tokens", min=128, help="-a llm: prompt + answer budget in tokens (env RAGKIT_LLM_CONTEXT_TOKENS; default 4096)."),
+    llm_retries: int | None = typer.Option(None, "--llm-retries", min=0, help="-a llm: retries after timeouts, 429 and 5xx (env RAGKIT_LLM_RETRIES; default 2)."),
+    stream: bool = typer.Option(True, "--stream/--no-stream", help="-a llm: print the answer as it arrives (never with --json)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Answer QUESTION from the corpus, citing the passages used."""
     check_text(question, "question")
     from .answer import ask as run_ask
+    from .errors import AnswerError
     from .render import render_answer
 
-    answer = run_ask(open_index(index_path, embedder), question, k=k, answerer=answerer, speaker=speaker, source=source)
+    llm = {"base_url": llm_base_url, "model": llm_model, "timeout": llm_timeout, "temperature": llm_temperature,
+           "max_tokens": llm_max_tokens, "context_tokens": llm_context, "retries": llm_retries}
+    echo = Streamer() if stream and not as_json else None
+    chosen = make_answerer(answerer, {name: v for name, v in llm.items() if v is not None}, echo)
+    try:
+        answer = run_ask(open_index(index_path, embedder), question, k=k, answerer=chosen, speaker=speaker, source=source)
+    except AnswerError as exc:
+        failed = getattr(exc, "answer", None)  # the passages the answerer had: shown before main() reports the error
+        if failed is not None:
+            if echo:
+                echo.end()
+            if as_json:
+                emit_json(asdict(failed))
+            else:
+                typer.echo(render_answer(failed))
+        raise
     if as_json:
         emit_json(asdict(answer))
+    elif echo and echo.started:
+        echo.finish(answer)
     else:
         typer.echo(render_answer(answer))
+    for warning in answer.warnings:
+        err(f"warning: {warning}")
 
 
 @app.command()
