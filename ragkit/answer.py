@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .datatypes import Answer, Citation, Hit
 from .errors import RagkitError
+from .subtitles import clean_text, span_times, turn_parts
 
 if TYPE_CHECKING:
     from .index import Index
@@ -52,14 +53,17 @@ def sentences(index: Index, hit: Hit, min_words: int = 4) -> list[Sentence]:
     doc = index.documents[chunk.source]
     out = []
     for turn in doc.turns[chunk.first_turn : chunk.last_turn + 1]:
-        lo, hi = max(turn.char_start, chunk.char_start), min(turn.char_end, chunk.char_end)
-        spans = [(m.start(), min(m.end(), hi)) for m in _SENTENCE.finditer(doc.text, lo, hi)]
-        for n, (s, e) in enumerate(spans):
-            if len(doc.text[s:e].split()) < _MIN_WORDS and n > 0:
-                s = spans[n - 1][0]
-            quote = doc.text[s:e].rstrip()
-            if len(quote.split()) >= min_words:
-                out.append(Sentence(hit, turn.speaker, turn.start, turn.end, s, s + len(quote), quote))
+        # Subtitle turns list their spoken lines as parts; quoting within a part keeps timing lines out.
+        for ps, pe in turn_parts(turn):
+            lo, hi = max(ps, chunk.char_start), min(pe, chunk.char_end)
+            spans = [(m.start(), min(m.end(), hi)) for m in _SENTENCE.finditer(doc.text, lo, hi)] if lo < hi else []
+            for n, (s, e) in enumerate(spans):
+                if len(doc.text[s:e].split()) < _MIN_WORDS and n > 0:
+                    s = spans[n - 1][0]
+                quote = doc.text[s:e].rstrip()
+                if len(quote.split()) >= min_words:
+                    start, end = span_times(turn, s, s + len(quote))
+                    out.append(Sentence(hit, turn.speaker, start, end, s, s + len(quote), quote))
     return out
 
 
@@ -94,7 +98,7 @@ class ExtractiveAnswerer:
             if not any(_overlaps(candidates[i], c) for c in chosen):
                 chosen.append(candidates[i])
         citations = tuple(_citation(s, n) for n, s in enumerate(chosen, start=1))
-        text = " ".join(f"{c.quote} [{c.marker}]" for c in citations)
+        text = " ".join(f"{clean_text(c.quote)} [{c.marker}]" for c in citations)
         return Answer(question, text, citations, tuple(hits), self.spec)
 
 

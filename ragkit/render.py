@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .datatypes import Answer, Chunk, Hit
+from .subtitles import clean_text
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -78,7 +79,7 @@ def render_sources(answer: Answer, limit: int | None = None) -> str:
         chunk = by_id.get(c.chunk_id)
         where = _where(chunk, c.speaker, c.start) if chunk else safe(c.source)
         out.append(f"  [{c.marker}] {where}")
-        out.append(_indent(f"“{_excerpt(c.quote, limit) if limit else c.quote}”", prefix="      "))
+        out.append(_indent(f"“{_excerpt(clean_text(c.quote), limit) if limit else clean_text(c.quote)}”", prefix="      "))
     return "\n".join(out)
 
 
