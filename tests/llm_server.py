@@ -24,8 +24,10 @@ class Reply:
     raw: bytes | None = None  # sent verbatim as the body instead of a well-formed reply (malformed JSON)
     raw_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
-    finish_reason: str = "stop"
+    finish_reason: str | None = "stop"
     echo_auth: bool = False  # error bodies repeat the Authorization header, as some real APIs do
+    break_after: int | None = None  # stream this many pieces, then drop the connection mid-body
+    done: bool = True  # end a stream with `data: [DONE]`
 
 
 @dataclass(frozen=True)
@@ -110,14 +112,19 @@ def _respond(h: BaseHTTPRequestHandler, reply: Reply, received: Received) -> Non
 def _stream(h: BaseHTTPRequestHandler, text: str, reply: Reply) -> None:
     h.send_response(200)
     h.send_header("Content-Type", "text/event-stream")
+    if reply.break_after is not None:
+        h.send_header("Content-Length", "1000000")  # promise more than is sent, so the client sees a broken body
     h.end_headers()
     pieces = [p for p in text.replace(" ", " \0").split("\0") if p]  # word by word, spaces kept
     for n, piece in enumerate(pieces):
+        if n == reply.break_after:
+            return
         finish = reply.finish_reason if n == len(pieces) - 1 else None
         chunk = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": finish}]}
         h.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         h.wfile.flush()
-    h.wfile.write(b"data: [DONE]\n\n")
+    if reply.done:
+        h.wfile.write(b"data: [DONE]\n\n")
 
 
 def _send(h: BaseHTTPRequestHandler, status: int, data: dict[str, Any], headers: dict[str, str]) -> None:
