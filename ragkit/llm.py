@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .answer import Sentence, sentences
+from .answer import _citation, sentences
 from .chat import ChatClient, Completion, LLMSettings, TokenCallback, require_httpx, resolve_settings
 from .datatypes import Answer, Citation, Hit
 from .errors import AnswerError, UsageError
@@ -154,13 +154,8 @@ def passage_citation(index: Index, hit: Hit, marker: int, words: frozenset[str] 
     candidates = sentences(index, hit)
     if candidates:
         best = max(candidates, key=lambda s: len(_words(s.quote) & words) / math.sqrt(len(_words(s.quote)) or 1))
-        return _from_sentence(best, marker)
+        return _citation(best, marker)
     return span_citation(index, hit, marker)
-
-
-def _from_sentence(s: Sentence, marker: int) -> Citation:
-    c = s.hit.chunk
-    return Citation(c.id, c.source, c.title, s.speaker, s.start, s.quote, s.char_start, s.char_end, s.end, marker)
 
 
 def span_citation(index: Index, hit: Hit, marker: int) -> Citation:

@@ -21,6 +21,7 @@ from ragkit.chat import resolve_settings
 from ragkit.chunking import ChunkSettings, tiktoken_counter
 from ragkit.errors import MissingDependencyError, UsageError
 from ragkit.llm import LLMAnswerer, LLMError, build_messages, check_markers, message_tokens
+from ragkit.render import format_time
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 KEY = "sk-MARKER-7f3c9e1d-do-not-print"
@@ -133,7 +134,8 @@ def test_request_numbers_passages_inside_delimiters_with_metadata(server: ChatSe
     user = body["messages"][1]["content"]
     for n, hit in enumerate(hits, start=1):
         speaker = hit.chunk.speakers[0]
-        assert re.search(rf"^\[{n}\] speaker: {speaker}; source: farm.txt \(\"farm\"\); time: \d\d:\d\d", user, re.M)
+        when = re.escape(format_time(hit.chunk.start))
+        assert re.search(rf"^\[{n}\] speaker: {speaker}; source: farm.txt \(\"farm\"\); time: {when}-", user, re.M)
     # The injected instruction and forged end marker stay inside the data block, whose real end comes once, before the question.
     end = "<<<END PASSAGES " + re.search(r"<<<PASSAGES (\w+)>>>", user).group(1) + ">>>"  # type: ignore[union-attr]
     assert user.count(end) == 2 and user.count(f"\n{end}\n") == 1  # named once in the preamble, used once
@@ -373,7 +375,7 @@ def test_cli_streams_the_answer_then_the_sources(server: ChatServer, index_path:
     server.default = Reply("The rain came late in the spring [1].")
     code, out, err = run(ask_cli(index_path, server), capsys)
     assert code == 0, err
-    assert out.startswith("Answer:\n  The rain came late in the spring [1].\n\nSources:\n  [1] farm · Ann · 00:01\n")
+    assert out.startswith("Answer:\n  The rain came late in the spring [1].\n\nSources:\n  [1] farm · Ann · " + format_time(1.0) + "\n")
     assert "“The harvest failed because the rain came late in the spring.”" in out
     assert server.requests[0].body["stream"] is True and "warning" not in out + err
 
