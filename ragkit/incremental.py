@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .chunking import ChunkSettings, chunk_corpus
 from .datatypes import Chunk, Document
@@ -145,19 +145,19 @@ def update_index(
 ) -> tuple[Index, UpdateReport]:
     """An index of documents that reuses the previous index's vectors for unchanged chunk texts (in memory, nothing written)."""
     settings = settings or (previous.settings if previous else ChunkSettings())
-    spec = _spec(embedder, previous)
+    spec = _spec(embedder, previous.manifest if previous else None)
     plan = plan_update(previous, documents, spec, settings, force)
     return apply_plan(plan, previous, documents, embedder or spec, settings, progress, corpus), plan.report
 
 
-def _spec(embedder: str | Embedder | None, previous: Index | None) -> str:
+def _spec(embedder: str | Embedder | None, manifest: dict[str, Any] | None) -> str:
     if embedder is not None:
         return embedder if isinstance(embedder, str) else embedder.spec
-    return previous.manifest["embedder"]["spec"] if previous else DEFAULT_EMBEDDER
+    return manifest["embedder"]["spec"] if manifest else DEFAULT_EMBEDDER
 
 
-def _settings(previous: Index | None, max_tokens: int | None, overlap_turns: int | None) -> ChunkSettings:
-    base = previous.settings if previous else ChunkSettings()
+def _settings(manifest: dict[str, Any] | None, max_tokens: int | None, overlap_turns: int | None) -> ChunkSettings:
+    base = ChunkSettings(**manifest["chunking"]) if manifest else ChunkSettings()
     return replace(
         base,
         max_tokens=base.max_tokens if max_tokens is None else max_tokens,
@@ -165,15 +165,21 @@ def _settings(previous: Index | None, max_tokens: int | None, overlap_turns: int
     )
 
 
-def recorded_corpus(path: str | Path) -> list[str]:
-    """The corpus folders the index at path was built from ([] when there is no readable index)."""
+def recorded_manifest(path: str | Path) -> dict[str, Any] | None:
+    """The manifest of the index at path when it is readable (for defaults even under --force), else None."""
     folder = resolve_index(Path(path))
     if folder is None:
-        return []
+        return None
     try:
-        return [str(p) for p in read_manifest(folder / MANIFEST)["corpus"]]
+        return read_manifest(folder / MANIFEST)
     except RagkitError:
-        return []
+        return None
+
+
+def recorded_corpus(path: str | Path) -> list[str]:
+    """The corpus folders the index at path was built from ([] when there is no readable index)."""
+    manifest = recorded_manifest(path)
+    return [str(p) for p in manifest["corpus"]] if manifest else []
 
 
 def refresh(
@@ -182,7 +188,7 @@ def refresh(
 ) -> tuple[Index | None, UpdateReport]:
     """Bring the index at path up to date with the corpus under the writer lock; publish only when something changed.
 
-    Embedder and chunk settings default to the existing index's; other ones rebuild fully. A corrupt or
+    Embedder and chunk settings default to the existing index's (also under force); other ones rebuild fully. A corrupt or
     newer-format index is an error unless force. dry_run reports without writing (and returns no index).
     """
     from .transcripts import read_corpus
@@ -193,9 +199,10 @@ def refresh(
             recover(target)
             clean_leftovers(target)  # the lock proves no writer uses them
         previous = _previous(target) if not force else None
+        recorded = previous.manifest if previous else recorded_manifest(target)
         documents = read_corpus(*corpus)
-        settings = _settings(previous, max_tokens, overlap_turns)
-        spec = _spec(embedder, previous)
+        settings = _settings(recorded, max_tokens, overlap_turns)
+        spec = _spec(embedder, recorded)
         plan = plan_update(previous, documents, spec, settings, force)
         if dry_run:
             return None, plan.report

@@ -179,6 +179,7 @@ class Index:
                 # A writer may have published twice meanwhile and removed the version we pinned: read the new one.
                 if attempt == LOAD_ATTEMPTS or resolve_index(root) == folder:
                     raise
+                log.debug("%s: %s was replaced while loading; retrying", root, folder.name)
         index.path = root
         if embedder is not None:
             index._embedder = _matching_embedder(embedder, index.manifest)
@@ -263,7 +264,8 @@ def make_manifest(
         "chunking": asdict(settings),
         "corpus": [str(Path(p).resolve()) for p in corpus],
         "sources": [
-            {"path": d.source, "title": d.title, "sha256": d.sha256, "turns": len(d.turns), "chunks": per_source.get(d.source, 0), "file": d.path}
+            {"path": d.source, "title": d.title, "sha256": d.sha256, "turns": len(d.turns), "chunks": per_source.get(d.source, 0), "file": d.path,
+             "speakers": dict(d.speaker_map)}
             for d in documents
         ],
         "counts": {"chunks": len(chunks), "sources": len(documents), "vectors": len(chunks)},
@@ -277,14 +279,25 @@ def _jsonl(records) -> bytes:  # noqa: ANN001
 
 def _document_record(doc: Document) -> dict[str, Any]:
     record = {k: v for k, v in asdict(doc).items() if k != "turns"}
-    record["turns"] = [[t.speaker, t.start, t.end, t.section, t.char_start, t.char_end, t.line] for t in doc.turns]
+    record["turns"] = [
+        [t.speaker, t.start, t.end, t.section, t.char_start, t.char_end, t.line, [list(p) for p in t.parts], [list(p) for p in t.part_times]]
+        for t in doc.turns
+    ]
     return record
+
+
+def _turn(text: str, row: list[Any]) -> Turn:
+    # Subtitle turns carry the spans of their spoken lines (parts) so quotes and times stay exact after loading.
+    sp, st, end, sec, s, e, line, *rest = row
+    parts = tuple(tuple(p) for p in rest[0]) if rest else ()
+    times = tuple(tuple(p) for p in rest[1]) if len(rest) > 1 else ()
+    return Turn(sp, text[s:e], st, sec, s, e, line, end, parts, times)
 
 
 def _document_from_record(data: dict[str, Any], path: Path) -> Document:
     try:
         text = data["text"]
-        turns = tuple(Turn(sp, text[s:e], st, sec, s, e, line, end) for sp, st, end, sec, s, e, line in data["turns"])
+        turns = tuple(_turn(text, row) for row in data["turns"])
         return Document(**{**{k: v for k, v in data.items() if k != "turns"}, "turns": turns})
     except (KeyError, TypeError, ValueError) as exc:
         raise corrupt(f"{path} holds a malformed source record ({exc})") from exc
