@@ -37,6 +37,13 @@ EmbedderOpt = typer.Option(None, "-e", "--embedder", help="Embedder spec: st:<mo
 JsonOpt = typer.Option(False, "--json", help="Print JSON on stdout.")
 SpeakerOpt = typer.Option(None, "--speaker", help="Only passages where a speaker's name contains NAME (case-insensitive).")
 SourceOpt = typer.Option(None, "--source", help="Only passages from sources matching this glob, e.g. 'ep1*'.")
+LinkOpt = typer.Option(
+    None, "--link-template",
+    help="Deep link printed for each hit and citation, e.g. 'https://example.org/{source_stem}?t={start_int}'. "
+    "Placeholders: {url} {source} {source_stem} {start} {start_int} {end} {end_int}. "
+    "Default: the source's sidecar url with ?t=<start seconds>.",
+)
+ContextOpt = typer.Option(0, "--context", min=0, help="Show N turns before and after each hit and citation.")
 
 
 def err(message: str) -> None:
@@ -71,6 +78,21 @@ def check_text(value: str, what: str) -> str:
     if not value or not value.strip():
         raise typer.BadParameter(f"the {what} is empty; pass some words, e.g. \"why is data the bottleneck?\"")
     return value
+
+
+def check_links(template: str | None) -> None:
+    """Fail on a bad --link-template before any index is loaded or built."""
+    if template is not None:
+        from .links import check_template
+
+        check_template(template)
+
+
+def decorate(result: Any, index: Index, link_template: str | None, context: int) -> Any:
+    """Hits or an answer with deep links (from sidecar urls even without a template) and --context turns."""
+    from .links import with_context, with_links
+
+    return with_context(with_links(result, link_template, index.documents), context, index.documents)
 
 
 def build_index(
@@ -149,17 +171,21 @@ def search(
     embedder: str | None = EmbedderOpt,
     speaker: str | None = SpeakerOpt,
     source: str | None = SourceOpt,
+    link_template: str | None = LinkOpt,
+    context: int = ContextOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Print the passages most similar to QUERY, with scores."""
     check_text(query, "query")
+    check_links(link_template)
     from .render import render_hits
 
-    hits = open_index(index_path, embedder).search(query, k=k, speaker=speaker, source=source)
+    idx = open_index(index_path, embedder)
+    hits = decorate(idx.search(query, k=k, speaker=speaker, source=source), idx, link_template, context)
     if as_json:
         emit_json({"query": query, "k": k, "hits": [asdict(h) for h in hits]})
     else:
-        typer.echo(render_hits(hits, query))
+        typer.echo(render_hits(hits, query, idx.documents if context else None))
 
 
 class Streamer:
@@ -224,10 +250,13 @@ def ask(
     llm_context: int | None = typer.Option(None, "--llm-context-tokens", min=128, help="-a llm: prompt + answer budget in tokens (env RAGKIT_LLM_CONTEXT_TOKENS; default 4096)."),
     llm_retries: int | None = typer.Option(None, "--llm-retries", min=0, help="-a llm: retries after timeouts, 429 and 5xx (env RAGKIT_LLM_RETRIES; default 2)."),
     stream: bool = typer.Option(True, "--stream/--no-stream", help="-a llm: print the answer as it arrives (never with --json)."),
+    link_template: str | None = LinkOpt,
+    context: int = ContextOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Answer QUESTION from the corpus, citing the passages used."""
     check_text(question, "question")
+    check_links(link_template)
     from .answer import ask as run_ask
     from .errors import AnswerError
     from .render import render_answer
@@ -236,24 +265,27 @@ def ask(
            "max_tokens": llm_max_tokens, "context_tokens": llm_context, "retries": llm_retries}
     echo = Streamer() if stream and not as_json else None
     chosen = make_answerer(answerer, {name: v for name, v in llm.items() if v is not None}, echo)
+    idx = open_index(index_path, embedder)
     try:
-        answer = run_ask(open_index(index_path, embedder), question, k=k, answerer=chosen, speaker=speaker, source=source)
+        answer = run_ask(idx, question, k=k, answerer=chosen, speaker=speaker, source=source)
     except AnswerError as exc:
         failed = getattr(exc, "answer", None)  # the passages the answerer had: shown before main() reports the error
         if failed is not None:
+            failed = decorate(failed, idx, link_template, context)
             if echo:
                 echo.end()
             if as_json:
                 emit_json(asdict(failed))
             else:
-                typer.echo(render_answer(failed))
+                typer.echo(render_answer(failed, idx.documents if context else None))
         raise
+    answer = decorate(answer, idx, link_template, context)
     if as_json:
         emit_json(asdict(answer))
     elif echo and echo.started:
         echo.finish(answer)
     else:
-        typer.echo(render_answer(answer))
+        typer.echo(render_answer(answer, idx.documents if context else None))
     for warning in answer.warnings:
         err(f"warning: {warning}")
 

@@ -74,6 +74,10 @@ class Hit:
     chunk: Chunk
     score: float
     rank: int
+    # Filled on request by ragkit.links: a deep link to the passage, and the turns around it (--context N).
+    link: str | None = None
+    before: tuple[Turn, ...] = ()
+    after: tuple[Turn, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,10 @@ class Citation:
     char_end: int
     end: float | None = None
     marker: int = 0
+    # As on Hit: a deep link to the quote's time, and the turns before and after the quoted turn(s).
+    link: str | None = None
+    before: tuple[Turn, ...] = ()
+    after: tuple[Turn, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

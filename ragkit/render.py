@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .datatypes import Answer, Chunk, Hit
-from .subtitles import clean_text
+from .chunking import turn_content
+from .datatypes import Answer, Chunk, Document, Hit, Turn
+from .subtitles import clean_text, span_times
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -19,18 +20,17 @@ def safe(text: str) -> str:
 
 
 def format_time(seconds: float | None) -> str:
-    """`mm:ss`, or `h:mm:ss` from one hour on."""
+    """`h:mm:ss`, e.g. `0:01:54` or `1:02:03`; empty when the time is unknown."""
     if seconds is None:
         return ""
-    total = int(seconds)
-    h, rem = divmod(total, 3600)
+    h, rem = divmod(int(seconds), 3600)
     m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+    return f"{h}:{m:02d}:{s:02d}"
 
 
-def _where(chunk: Chunk, speaker: str | None = None, start: float | None = None) -> str:
+def _where(chunk: Chunk, start: float | None, speaker: str | None = None) -> str:
     speakers = speaker or ", ".join(chunk.speakers)
-    when = format_time(chunk.start if start is None else start)
+    when = format_time(start)  # a citation's own time: its chunk's start would be wrong when the quote has none
     parts = [chunk.title, speakers, when]
     return " · ".join(safe(p) for p in parts if p)
 
@@ -45,25 +45,58 @@ def _excerpt(text: str, limit: int = 600) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
 
 
-def render_hits(hits: Sequence[Hit], query: str) -> str:
+# --context: turns around a hit or quote, and the hit's own turns, so the hit stands out.
+CONTEXT_MARK, HIT_MARK = "|  ", ">> "
+
+
+def _turn_lines(mark: str, turn: Turn, text: str, start: float | None, indent: str, limit: int) -> list[str]:
+    head = " · ".join(safe(p) for p in (turn.speaker or "", format_time(start)) if p)
+    return ([indent + mark + head] if head else []) + [_indent(_excerpt(text, limit), prefix=indent + mark)]
+
+
+def _around(before: Sequence[Turn], focus: list[str], after: Sequence[Turn], indent: str) -> list[str]:
+    def lines(turns: Sequence[Turn]) -> list[str]:
+        return [line for t in turns for line in _turn_lines(CONTEXT_MARK, t, turn_content(t), t.start, indent, 300)]
+
+    return lines(before) + focus + lines(after)
+
+
+def _hit_turns(hit: Hit, doc: Document, indent: str) -> list[str]:
+    """The hit's own turns, each cut to the hit's span, with the time its text was spoken."""
+    c, out = hit.chunk, []
+    for turn in doc.turns[c.first_turn : c.last_turn + 1]:
+        lo, hi = max(c.char_start, turn.char_start), min(c.char_end, turn.char_end)
+        if text := turn_content(turn, lo, hi):
+            out += _turn_lines(HIT_MARK, turn, text, span_times(turn, lo, hi)[0], indent, 600)
+    return out
+
+
+def render_hits(hits: Sequence[Hit], query: str, documents: Mapping[str, Document] | None = None) -> str:
+    """Ranked hits; with `documents` (--context), each hit as its own turns (>>) amid its context turns (|)."""
     if not hits:
         return f"No passages match {safe(query)!r} (check --speaker/--source filters)."
     blocks = []
     for hit in hits:
-        head = f"{hit.rank:>2}. [{hit.score:.3f}] {_where(hit.chunk)}"
-        blocks.append(f"{head}\n{_indent(_excerpt(hit.chunk.text))}\n   ({safe(hit.chunk.id)})")
+        head = f"{hit.rank:>2}. [{hit.score:.3f}] {_where(hit.chunk, hit.chunk.start)}"
+        doc = documents.get(hit.chunk.source) if documents else None
+        if doc:
+            body = "\n".join(_around(hit.before, _hit_turns(hit, doc, "   "), hit.after, "   "))
+        else:
+            body = _indent(_excerpt(hit.chunk.text))
+        link = f"\n   link: {safe(hit.link)}" if hit.link else ""
+        blocks.append(f"{head}\n{body}\n   ({safe(hit.chunk.id)}){link}")
     return "\n\n".join(blocks)
 
 
 UNSUPPORTED = "warning: this answer cites no retrieved passage (unsupported)"
 
 
-def render_answer(answer: Answer) -> str:
+def render_answer(answer: Answer, documents: Mapping[str, Document] | None = None) -> str:
     if not answer.text and answer.citations:
         # The answerer failed (an LLM that did not reply): the passages it was given, cited, are still useful.
         return "\n".join(["No answer; the retrieved passages:", "", render_sources(answer, limit=600)])
     if not answer.text:
-        out = ["The corpus does not say. Closest passages:", "", render_hits(answer.hits, answer.question)]
+        out = ["The corpus does not say. Closest passages:", "", render_hits(answer.hits, answer.question, documents)]
         return "\n".join(out)
     out = ["Answer:", _indent(answer.text, prefix="  "), ""]
     if not answer.supported:
@@ -77,9 +110,15 @@ def render_sources(answer: Answer, limit: int | None = None) -> str:
     by_id = {h.chunk.id: h.chunk for h in answer.hits}
     for c in answer.citations:
         chunk = by_id.get(c.chunk_id)
-        where = _where(chunk, c.speaker, c.start) if chunk else safe(c.source)
+        where = _where(chunk, c.start, c.speaker) if chunk else safe(c.source)
         out.append(f"  [{c.marker}] {where}")
-        out.append(_indent(f"“{_excerpt(clean_text(c.quote), limit) if limit else clean_text(c.quote)}”", prefix="      "))
+        quote = f"“{_excerpt(clean_text(c.quote), limit) if limit else clean_text(c.quote)}”"
+        if c.before or c.after:
+            out += _around(c.before, [_indent(quote, prefix="      " + HIT_MARK)], c.after, "      ")
+        else:
+            out.append(_indent(quote, prefix="      "))
+        if c.link:
+            out.append(f"      link: {safe(c.link)}")
     return "\n".join(out)
 
 

@@ -1,0 +1,168 @@
+"""Where a hit or citation can be heard: deep links (`--link-template`) and the turns around it (`--context N`).
+
+Both functions take the result of `Index.search` or `ask()` and return a copy with the optional
+`link`, `before` and `after` fields of `Hit` and `Citation` filled; the library never prints.
+"""
+
+from __future__ import annotations
+
+import bisect
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from itertools import islice
+from pathlib import PurePosixPath
+from typing import overload
+from urllib.parse import quote
+
+from .chunking import turn_content
+from .datatypes import Answer, Citation, Document, Hit, Turn
+from .errors import UsageError
+
+# Placeholders of a link template; times are those of the hit or citation (the quote's own cue for subtitles).
+PLACEHOLDERS: dict[str, str] = {
+    "url": "the source's url from its sidecar <stem>.meta.json or <stem>.json (sources without one get no link)",
+    "source": "the source path relative to the corpus folder, percent-encoded with slashes kept, e.g. shows/ep12.vtt",
+    "source_stem": "the source file name without folder and suffix, percent-encoded, e.g. ep12",
+    "start": "start time in seconds with up to 3 decimals, e.g. 754.5",
+    "start_int": "start time in whole seconds, e.g. 754",
+    "end": "end time in seconds with up to 3 decimals, e.g. 761.25",
+    "end_int": "end time in whole seconds (rounded up), e.g. 762",
+}
+_VALID = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+
+
+def check_template(template: str) -> tuple[str, ...]:
+    """The placeholders a link template uses; a UsageError names a bad one and lists the valid ones."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise UsageError(
+            f"link template {template!r}: {exc}; write placeholders as {{name}} and a literal brace as {{{{ or }}}}"
+        ) from exc
+    names = []
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in PLACEHOLDERS:
+            raise UsageError(f"link template {template!r}: unknown placeholder {{{name}}}; valid placeholders: {_VALID}")
+        if spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise UsageError(f"link template {template!r}: {shown} has a format spec; use the plain {{{name}}} ({_VALID})")
+        names.append(name)
+    return tuple(names)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _values(source: str, url: str | None, start: float | None, end: float | None) -> dict[str, str | None]:
+    def ceil(value: float) -> int:
+        return -int(-value // 1)
+
+    return {
+        "url": url,
+        "source": quote(source, safe="/"),
+        "source_stem": quote(PurePosixPath(source).stem, safe=""),
+        "start": None if start is None else _seconds(start),
+        "start_int": None if start is None else str(int(start)),
+        "end": None if end is None else _seconds(end),
+        "end_int": None if end is None else str(ceil(end)),
+    }
+
+
+def default_link(url: str, start: float | None) -> str:
+    """`url?t=<whole seconds>` (`&t=` when the url has a query; before any #fragment); the url alone without a time."""
+    if start is None:
+        return url
+    base, hash_, fragment = url.partition("#")
+    return f"{base}{'&' if '?' in base else '?'}t={int(start)}{hash_}{fragment}"
+
+
+def link_for(template: str | None, source: str, url: str | None, start: float | None, end: float | None) -> str | None:
+    """The deep link for one passage: the template filled, or the default `url?t=` link; None when a value is missing."""
+    if template is None:
+        return default_link(url, start) if url else None
+    values = _values(source, url, start, end)
+    if any(values[name] is None for name in check_template(template)):
+        return None  # a link to the wrong place (no time, no url) is worse than none
+    return template.format_map(values)
+
+
+@overload
+def with_links(result: Answer, template: str | None, documents: Mapping[str, Document]) -> Answer: ...
+@overload
+def with_links(result: Sequence[Hit], template: str | None, documents: Mapping[str, Document]) -> list[Hit]: ...
+
+
+def with_links(result: Answer | Sequence[Hit], template: str | None, documents: Mapping[str, Document]) -> Answer | list[Hit]:
+    """Hits or an answer with `link` set on every hit and citation (template None: from each source's url)."""
+    if template is not None:
+        check_template(template)  # fail on a bad template even when nothing was found
+
+    def url(source: str) -> str | None:
+        doc = documents.get(source)
+        return doc.url if doc else None
+
+    def hit_link(h: Hit) -> Hit:
+        return replace(h, link=link_for(template, h.chunk.source, url(h.chunk.source), h.chunk.start, h.chunk.end))
+
+    def cite_link(c: Citation) -> Citation:
+        return replace(c, link=link_for(template, c.source, url(c.source), c.start, c.end))
+
+    if isinstance(result, Answer):
+        return replace(result, hits=tuple(map(hit_link, result.hits)), citations=tuple(map(cite_link, result.citations)))
+    return [hit_link(h) for h in result]
+
+
+# ---------------------------------------------------------------- context
+
+
+def _spoken(turns: Sequence[Turn], order: Iterable[int], n: int) -> tuple[Turn, ...]:
+    # Turns without spoken text (empty QMSum utterances, markup-only cues) do not count as context.
+    return tuple(islice((turns[i] for i in order if turn_content(turns[i])), n))
+
+
+def around(turns: Sequence[Turn], first: int, last: int, n: int) -> tuple[tuple[Turn, ...], tuple[Turn, ...]]:
+    """Up to n spoken turns before turn `first` and after turn `last`, in source order."""
+    before = _spoken(turns, range(first - 1, -1, -1), n)[::-1]
+    return before, _spoken(turns, range(last + 1, len(turns)), n)
+
+
+def turn_range(turns: Sequence[Turn], char_start: int, char_end: int) -> tuple[int, int]:
+    """Indices of the first and last turn overlapping the source range [char_start, char_end)."""
+    starts = [t.char_start for t in turns]
+    first = max(bisect.bisect_right(starts, char_start) - 1, 0)
+    last = max(bisect.bisect_left(starts, max(char_end, char_start + 1)) - 1, first)
+    return first, last
+
+
+@overload
+def with_context(result: Answer, n: int, documents: Mapping[str, Document]) -> Answer: ...
+@overload
+def with_context(result: Sequence[Hit], n: int, documents: Mapping[str, Document]) -> list[Hit]: ...
+
+
+def with_context(result: Answer | Sequence[Hit], n: int, documents: Mapping[str, Document]) -> Answer | list[Hit]:
+    """Hits or an answer with `before`/`after` set to the n spoken turns around each hit and citation."""
+    if n < 0:
+        raise UsageError(f"context {n}: the number of turns around a hit must be 0 or more (--context)")
+
+    def hit_context(h: Hit) -> Hit:
+        doc = documents.get(h.chunk.source)
+        if not n or doc is None:
+            return h
+        before, after = around(doc.turns, h.chunk.first_turn, h.chunk.last_turn, n)
+        return replace(h, before=before, after=after)
+
+    def cite_context(c: Citation) -> Citation:
+        doc = documents.get(c.source)
+        if not n or doc is None or not doc.turns:
+            return c
+        before, after = around(doc.turns, *turn_range(doc.turns, c.char_start, c.char_end), n)
+        return replace(c, before=before, after=after)
+
+    if isinstance(result, Answer):
+        return replace(result, hits=tuple(map(hit_context, result.hits)), citations=tuple(map(cite_context, result.citations)))
+    return [hit_context(h) for h in result]
