@@ -52,7 +52,10 @@ def sentences(index: Index, hit: Hit, min_words: int = 4) -> list[Sentence]:
     chunk = hit.chunk
     doc = index.documents[chunk.source]
     out = []
-    for turn in doc.turns[chunk.first_turn : chunk.last_turn + 1]:
+    for i in range(chunk.first_turn, chunk.last_turn + 1):
+        turn = doc.turns[i]
+        # Podcast turns have no end time; the next turn's start is when this one ended.
+        following = doc.turns[i + 1].start if i + 1 < len(doc.turns) else None
         # Subtitle turns list their spoken lines as parts; quoting within a part keeps timing lines out.
         for ps, pe in turn_parts(turn):
             lo, hi = max(ps, chunk.char_start), min(pe, chunk.char_end)
@@ -63,6 +66,7 @@ def sentences(index: Index, hit: Hit, min_words: int = 4) -> list[Sentence]:
                 quote = doc.text[s:e].rstrip()
                 if len(quote.split()) >= min_words:
                     start, end = span_times(turn, s, s + len(quote))
+                    end = following if end is None and not turn.parts else end
                     out.append(Sentence(hit, turn.speaker, start, end, s, s + len(quote), quote))
     return out
 
