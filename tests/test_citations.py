@@ -93,7 +93,7 @@ CITATION_TIMES = [
     ("The ferry terminal moves to the north pier in June.", "SPEAKER_00", 4.0, 8.25),
     ("Check the brood frames every week in spring.", None, 6.1, 9.0),
     ("With ground radar, dragged on a sled across the ice.", "Nadia", None, None),
-    ("Citrus peels are fine in small amounts.", "Raj Patel", 101.0, None),  # podcast text gives start times only
+    ("Citrus peels are fine in small amounts.", "Raj Patel", 101.0, 130.0),  # podcast text: ends when the next turn starts (02:10)
 ]
 
 
