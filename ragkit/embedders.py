@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from .errors import EmbedderError, MissingDependencyError
+from .errors import EmbedderError, MissingDependencyError, UsageError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_EMBEDDER = f"st:{DEFAULT_MODEL}"
+# How `st:` specs run: onnxruntime on a cached ONNX export, or sentence-transformers (torch). Same vectors.
+BACKENDS = ("auto", "onnx", "torch")
 _BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
 Progress = Callable[[int, int], None]
@@ -69,6 +71,8 @@ def length_sorted_batches(texts: Sequence[str], size: int) -> list[list[int]]:
 
 class SentenceTransformerEmbedder:
     """A sentence-transformers model by name or path; imported only when first used."""
+
+    backend = "torch"
 
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
         self.model_name = model
@@ -172,15 +176,22 @@ class HashEmbedder:
         return len(text.split())
 
 
-def load_embedder(spec: str | Embedder | None = None) -> Embedder:
-    """An embedder from its spec: `st:<model>`, `hash:<dim>` or `package.module:Class`."""
+def load_embedder(spec: str | Embedder | None = None, backend: str = "auto") -> Embedder:
+    """An embedder from its spec: `st:<model>`, `hash:<dim>` or `package.module:Class`.
+
+    `backend` applies to `st:` specs only: "onnx" runs the cached ONNX export (made now if missing, which
+    needs torch once), "torch" runs sentence-transformers, "auto" tries ONNX and falls back to torch with
+    one warning. Both give the same vectors, so an index built with one is searched with the other.
+    """
+    if backend not in BACKENDS:
+        raise UsageError(f"--embedder-backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if spec is None:
         spec = DEFAULT_EMBEDDER
     if not isinstance(spec, str):
         return spec
     kind, _, arg = spec.partition(":")
     if kind == "st" and arg:
-        return SentenceTransformerEmbedder(arg)
+        return _st_embedder(arg, backend)
     if kind == "hash":
         try:
             return HashEmbedder(int(arg or 256))
@@ -189,8 +200,47 @@ def load_embedder(spec: str | Embedder | None = None) -> Embedder:
     if kind and arg and "." in kind:
         return _load_class(spec, kind, arg)
     if spec and ":" not in spec:
-        return SentenceTransformerEmbedder(spec)
+        return _st_embedder(spec, backend)
     raise EmbedderError(f"embedder {spec!r}: unknown spec; use st:<model name or path>, hash:<dim> or package.module:Class")
+
+
+def _st_embedder(model: str, backend: str) -> Embedder:
+    if backend == "torch":
+        return SentenceTransformerEmbedder(model)
+    from .onnx_embedder import OnnxEmbedder, OnnxUnavailableError
+
+    try:
+        onnx = OnnxEmbedder(model)
+        onnx.ensure_export()
+        return onnx
+    except (OnnxUnavailableError, MissingDependencyError) as exc:
+        if backend == "onnx":
+            raise
+        _warn_fallback(model, str(exc))
+        return SentenceTransformerEmbedder(model)
+
+
+@lru_cache(maxsize=16)
+def _warn_fallback(model: str, reason: str) -> None:
+    # lru_cache makes this one warning per model and reason per process.
+    log.warning("embedder st:%s: ONNX backend unavailable, using sentence-transformers (slower start): %s", model, reason)
+
+
+def ensure_onnx_export(spec: str = DEFAULT_EMBEDDER) -> Path | None:
+    """Export an `st:` model to ONNX now (index build, torch already loaded) so query processes never need torch.
+
+    Returns the ONNX file, or None when the model cannot be exported (the reason is logged).
+    """
+    kind, _, arg = spec.partition(":")
+    if kind != "st" or not arg:
+        return None
+    from .onnx_embedder import OnnxEmbedder, OnnxUnavailableError
+
+    try:
+        return OnnxEmbedder(arg).ensure_export()
+    except (OnnxUnavailableError, MissingDependencyError) as exc:
+        log.warning("embedder %s: no ONNX export, queries will load sentence-transformers: %s", spec, exc)
+        return None
 
 
 def _load_class(spec: str, module: str, name: str) -> Embedder:

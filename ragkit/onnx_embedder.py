@@ -1,0 +1,306 @@
+"""Torch-free sentence-transformers embeddings: the transformer exported once to ONNX, run with onnxruntime.
+
+The export (torch needed, once per model) is cached under `<cache>/onnx/<model digest>/`; queries then need
+only onnxruntime, tokenizers and numpy, and give the same vectors as sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .embedders import DEFAULT_MODEL, Progress, _normalize, model_tokenizer, resolve_model
+from .errors import EmbedderError, MissingDependencyError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Bump when the export recipe changes: it is part of the cache key, so old exports are never reused.
+EXPORT_VERSION = 1
+OPSET = 17
+MODEL_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+META_FILE = "export.json"
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# Files whose bytes decide the vectors; README and training metadata do not.
+_KEY_FILES = (
+    "config.json", "modules.json", "sentence_bert_config.json", "tokenizer.json",
+    "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "model.safetensors", "pytorch_model.bin",
+)
+_MODULES = {"Transformer", "Pooling", "Normalize"}
+_POOLING = ("cls", "max", "mean", "mean_sqrt_len_tokens")
+_LEGACY_POOLING = {
+    "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max", "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+class OnnxUnavailableError(EmbedderError):
+    """The model cannot run through ONNX: unsupported modules, missing files, or a failed export."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLayout:
+    """What the sentence-transformers config files say about tokenizing and pooling."""
+
+    path: Path
+    max_seq_length: int
+    hidden: int
+    pooling: tuple[str, ...]
+    do_lower_case: bool
+
+    @property
+    def dim(self) -> int:
+        return self.hidden * len(self.pooling)
+
+
+def cache_root() -> Path:
+    """`$RAGKIT_CACHE_DIR/onnx`, by default `~/.cache/ragkit/onnx`."""
+    base = os.environ.get("RAGKIT_CACHE_DIR") or Path.home() / ".cache" / "ragkit"
+    return Path(base) / "onnx"
+
+
+def local_model_dir(name: str) -> Path:
+    """The folder of a model name or path; ONNX needs the files on disk (nothing is downloaded)."""
+    path = Path(resolve_model(name)).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        repo = name if "/" in name else f"sentence-transformers/{name}"
+        return Path(snapshot_download(repo, local_files_only=True))
+    except Exception as exc:  # noqa: BLE001 - not installed, not cached: same answer
+        raise OnnxUnavailableError(f"embedder 'st:{name}': no local model folder ({type(exc).__name__}); pass -e st:PATH to a model folder") from exc
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise OnnxUnavailableError(f"{path}: cannot read JSON ({exc}); the model folder is incomplete") from exc
+    if not isinstance(data, (dict, list)):
+        raise OnnxUnavailableError(f"{path}: unexpected content; the model folder is incomplete")
+    return data  # type: ignore[return-value]
+
+
+def read_layout(path: Path) -> ModelLayout:
+    """Tokenizer limit and pooling from modules.json, sentence_bert_config.json and the pooling config."""
+    modules = _read_json(path / "modules.json") if (path / "modules.json").is_file() else []
+    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
+    if [k for k in kinds if k not in _MODULES] or kinds[:2] != ["Transformer", "Pooling"]:
+        raise OnnxUnavailableError(f"{path / 'modules.json'}: modules {kinds} are not Transformer, Pooling[, Normalize]; use the torch backend")
+    pool_dir = path / next(m.get("path", "") for m in modules if m.get("type", "").endswith("Pooling"))
+    pool = _read_json(pool_dir / "config.json")
+    modes = pool.get("pooling_mode") or tuple(mode for key, mode in _LEGACY_POOLING.items() if pool.get(key)) or ("mean",)
+    modes = (modes,) if isinstance(modes, str) else tuple(modes)
+    if any(m not in _POOLING for m in modes):
+        raise OnnxUnavailableError(f"{pool_dir / 'config.json'}: pooling {modes} is not supported by the ONNX backend; use the torch backend")
+    st_config = _read_json(path / "sentence_bert_config.json") if (path / "sentence_bert_config.json").is_file() else {}
+    config = _read_json(path / "config.json")
+    limit = st_config.get("max_seq_length") or min(int(config.get("max_position_embeddings", 512)), 512)
+    hidden = int(pool.get("word_embedding_dimension") or pool.get("embedding_dimension") or config.get("hidden_size") or 0)
+    if hidden < 1:
+        raise OnnxUnavailableError(f"{pool_dir / 'config.json'}: no word_embedding_dimension; the model folder is incomplete")
+    return ModelLayout(path, int(limit), hidden, modes, bool(st_config.get("do_lower_case", False)))
+
+
+def model_digest(path: Path, root: Path) -> str:
+    """sha256 over the files that decide the vectors; memoized by (size, mtime) so queries skip the hashing."""
+    names = [*_KEY_FILES, *sorted(p.relative_to(path).as_posix() for p in path.glob("*/config.json"))]  # module configs
+    files = [(rel, path / rel) for rel in names if (path / rel).is_file()]
+    stats = [(rel, f.stat().st_size, f.stat().st_mtime_ns) for rel, f in files]
+    key = hashlib.sha256(json.dumps([str(path.resolve()), EXPORT_VERSION, stats]).encode()).hexdigest()[:32]
+    memo = root / "by-stat" / key
+    if memo.is_file():
+        return memo.read_text().strip()
+    h = hashlib.sha256(f"ragkit-onnx-{EXPORT_VERSION}-opset{OPSET}".encode())
+    for rel, f in files:
+        h.update(rel.encode() + b"\0")
+        with open(f, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+    digest = h.hexdigest()[:32]
+    try:
+        _write_atomic(memo, digest.encode())
+    except OSError as exc:  # a read-only cache only costs the hashing again next time
+        log.debug("cannot memoize the model digest at %s: %s", memo, exc)
+    return digest
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.time_ns()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@lru_cache(maxsize=4)
+def layout_tokenizer(layout: ModelLayout):  # noqa: ANN201
+    """The model's tokenizer truncating at max_seq_length like sentence-transformers; padding is done per batch."""
+    from tokenizers import Tokenizer
+
+    file = layout.path / "tokenizer.json"
+    if not file.is_file():
+        raise OnnxUnavailableError(f"{file}: not found; the ONNX backend needs the fast tokenizer file")
+    tok = Tokenizer.from_file(str(file))
+    tok.enable_truncation(max_length=layout.max_seq_length, strategy="longest_first")
+    tok.no_padding()
+    return tok
+
+
+def _pad(encodings: Sequence[Any]) -> dict[str, np.ndarray]:
+    import numpy as np
+
+    width = max(len(e.ids) for e in encodings)
+    out = {n: np.zeros((len(encodings), width), dtype=np.int64) for n in _INPUTS}
+    for row, enc in enumerate(encodings):
+        n = len(enc.ids)
+        out["input_ids"][row, :n] = enc.ids
+        out["attention_mask"][row, :n] = enc.attention_mask
+        out["token_type_ids"][row, :n] = enc.type_ids
+    return out
+
+
+def new_session(path: Path, threads: int):  # noqa: ANN201
+    """An onnxruntime CPU session using `threads` intra-op threads."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise MissingDependencyError("onnxruntime", "onnx") from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # BASIC only: the export is already fused offline, and EXTENDED/ALL re-run costly graph passes at every start.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """sentence-transformers pooling (right padding): the given modes concatenated in order."""
+    import numpy as np
+
+    m = mask[:, :, None].astype(np.float32)
+    counts = np.maximum(m.sum(axis=1), 1e-9)
+    parts = []
+    for mode in modes:
+        if mode == "cls":
+            parts.append(hidden[:, 0])
+        elif mode == "max":
+            parts.append(np.where(m > 0, hidden, -np.inf).max(axis=1))
+        else:
+            total = (hidden * m).sum(axis=1)
+            parts.append(total / (counts if mode == "mean" else np.sqrt(counts)))
+    return np.concatenate(parts, axis=1)
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (the affinity mask, not the machine total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class OnnxEmbedder:
+    """A sentence-transformers model run through its cached ONNX export; same spec and vectors as `st:<model>`."""
+
+    backend = "onnx"
+
+    def __init__(
+        self, model: str = DEFAULT_MODEL, batch_size: int = 32, quantize: bool = False,
+        cache_dir: str | Path | None = None, threads: int | None = None,
+    ) -> None:
+        self.model_name = model
+        self.spec = f"st:{model}"
+        self.batch_size = batch_size
+        self.quantize = quantize
+        self.layout = read_layout(local_model_dir(model))
+        self.dim = self.layout.dim
+        self.cache_root = Path(cache_dir) / "onnx" if cache_dir else cache_root()
+        self.threads = threads or cpu_count()
+        self._dir: Path | None = None
+        self._session = None
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.layout.max_seq_length
+
+    @property
+    def export_dir(self) -> Path:
+        """`<cache>/onnx/<digest of the model files>`."""
+        if self._dir is None:
+            self._dir = self.cache_root / model_digest(self.layout.path, self.cache_root)
+        return self._dir
+
+    @property
+    def model_file(self) -> Path:
+        return self.export_dir / (INT8_FILE if self.quantize else MODEL_FILE)
+
+    def is_exported(self) -> bool:
+        return self.model_file.is_file()
+
+    def ensure_export(self) -> Path:
+        """The ONNX file, exported first if missing (that once needs torch); raises OnnxUnavailableError."""
+        try:
+            return self._ensure_export()
+        except OSError as exc:
+            raise OnnxUnavailableError(f"ONNX cache {self.cache_root}: {exc}; set RAGKIT_CACHE_DIR to a writable folder") from exc
+
+    def _ensure_export(self) -> Path:
+        fp32 = self.export_dir / MODEL_FILE
+        if not fp32.is_file():
+            log.info("exporting %s to ONNX under %s (once per model)", self.layout.path, self.export_dir)
+            from .onnx_export import export_model
+
+            meta = export_model(self.layout, fp32)
+            meta.update(model=str(self.layout.path), export_version=EXPORT_VERSION, opset=OPSET, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            _write_atomic(self.export_dir / META_FILE, json.dumps(meta, indent=2).encode())
+        if self.quantize and not self.model_file.is_file():
+            from .onnx_export import quantize_model
+
+            quantize_model(fp32, self.model_file)
+        return self.model_file
+
+    def session(self):  # noqa: ANN201
+        if self._session is None:
+            self._session = new_session(self.ensure_export(), self.threads)
+        return self._session
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        session = self.session()
+        names = [i.name for i in session.get_inputs()]
+        encodings = layout_tokenizer(self.layout).encode_batch([self._prepare(t) for t in texts])
+        # Sorting by word-piece count (not characters) keeps padding to a minimum.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids), reverse=True)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            feed = _pad([encodings[i] for i in batch])
+            hidden = session.run(None, {n: feed[n] for n in names})[0]
+            out[batch] = pool(hidden, feed["attention_mask"], self.layout.pooling)
+            if progress:
+                progress(min(start + self.batch_size, len(texts)), len(texts))
+        return _normalize(out)
+
+    def _prepare(self, text: str) -> str:
+        return text.lower() if self.layout.do_lower_case else text
+
+    def count_tokens(self, text: str) -> int:
+        return len(model_tokenizer(str(self.layout.path)).encode(text).ids)
