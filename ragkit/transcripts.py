@@ -149,6 +149,12 @@ def _heading_title(raw: str) -> str:
     return bare.strip() if bare != title and (not bare or bare[-1] in " \t") else title
 
 
+def _has_prose(para: str) -> bool:
+    """Whether a paragraph after a heading is body text (so the heading is its section)."""
+    first = para.lstrip().split("\n", 1)[0]
+    return not _is_heading_para(para) and not _HEADING_MD.match(first)
+
+
 def _is_heading_para(para: str) -> bool:
     return "\n" not in para.strip() and _is_heading_like(para)
 
@@ -266,7 +272,7 @@ def read_podcast(text: str, start: int = 0) -> list[Turn]:
         if _is_heading_para(para) and (has_text or not current):
             flush()
             prose_mode = True
-            if nxt is not None and (nxt[0] != "para" or not _is_heading_para(text[nxt[1] : nxt[2]])):
+            if nxt is not None and (nxt[0] != "para" or _has_prose(text[nxt[1] : nxt[2]])):
                 section = para.strip()
                 prose_mode = nxt[0] == "para"
                 continue

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from ragkit.chunking import TokenCounter, word_counter
-from ragkit.datatypes import Document
+from ragkit.datatypes import Chunk, Document
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"
@@ -91,3 +91,33 @@ def assert_offsets(doc: Document) -> None:
 def check_offsets() -> Callable[[Document], None]:
     """assert_offsets as a fixture, for test modules that should not import conftest."""
     return assert_offsets
+
+
+def assert_chunks(doc: Document, chunks: Sequence[Chunk], count: TokenCounter, max_tokens: int) -> None:
+    """Chunks are non-empty, within budget, in source order, and cover every non-blank char of every turn."""
+    assert all(c.text.strip() for c in chunks), "empty chunk"
+    over = [(c.id, count(c.text)) for c in chunks if count(c.text) > max_tokens]
+    assert not over, f"over the budget of {max_tokens}: {over[:3]}"
+    keys = [(c.first_turn, c.char_start) for c in chunks]
+    assert keys == sorted(keys), "chunks out of source order"
+    assert len({c.id for c in chunks}) == len(chunks), "duplicate chunk ids"
+    merged: list[list[int]] = []
+    for c in sorted(chunks, key=lambda c: c.char_start):
+        if merged and c.char_start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], c.char_end)
+        else:
+            merged.append([c.char_start, c.char_end])
+    for turn in doc.turns:
+        pos = turn.char_start
+        for start, end in merged:
+            if end <= pos or start >= turn.char_end:
+                continue
+            assert not doc.text[pos:start].strip(), f"text at {pos}..{start} is in no chunk"
+            pos = max(pos, end)
+        assert not doc.text[pos : turn.char_end].strip(), f"text at {pos}..{turn.char_end} is in no chunk"
+
+
+@pytest.fixture
+def check_chunks() -> Callable[[Document, Sequence[Chunk], TokenCounter, int], None]:
+    """assert_chunks as a fixture."""
+    return assert_chunks
