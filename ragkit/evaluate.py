@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from .index import Index
 
 __all__ = [
-    "BUDGET", "EvalReport", "Evidence", "GoldError", "GoldQuestion", "Machine", "QuestionResult", "Summary",
-    "budget_prefix", "check_answer", "evaluate", "evidence_ranks", "failed_thresholds", "hit_at", "load_gold", "machine_info",
+    "BUDGET", "EvalReport", "Evidence", "GoldError", "GoldQuestion", "KPoint", "Machine", "QuestionResult", "Summary",
+    "budget_prefix", "check_answer", "curve", "evaluate", "evidence_ranks", "failed_thresholds", "hit_at", "load_gold", "machine_info",
     "ndcg", "overlaps", "parse_threshold", "read_gold", "recall_at", "reciprocal_rank", "render_report", "resolve_gold",
     "score_ranking", "summarize",
 ]
@@ -255,6 +255,26 @@ def evaluate(index: Index, gold: str | Path | Sequence[GoldQuestion], k: int = 5
             "chunking": index.manifest.get("chunking"), **(settings or {})}
     return EvalReport(str(gold) if isinstance(gold, (str, Path)) else "<questions>", k, budget, summarize(rows), tuple(rows),
                       used, index.manifest, __version__, machine_info(), now(), round(time.perf_counter() - began, 3))
+
+
+@dataclass(frozen=True, slots=True)
+class KPoint:
+    k: int
+    hit: float
+    recall: float
+
+
+def curve(report: EvalReport, ks: Iterable[int]) -> list[KPoint]:
+    """hit@k and evidence recall@k for several k from one run's recorded ranks (k up to max(report.k, 10))."""
+    rows = [r for r in report.questions if r.answerable]
+    deepest = max(report.k, CUTOFF)
+    out = []
+    for k in ks:
+        if not 1 <= k <= deepest:
+            raise UsageError(f"k={k}: this run ranked {deepest} passages per question; evaluate with k={k} instead")
+        hits = [1.0 if r.first_relevant_rank is not None and r.first_relevant_rank <= k else 0.0 for r in rows]
+        out.append(KPoint(k, fmean(hits) if rows else 0.0, fmean(recall_at(r.evidence_ranks, k) for r in rows) if rows else 0.0))
+    return out
 
 
 def machine_info() -> Machine:

@@ -276,6 +276,24 @@ def test_evaluate_retrieval_only_and_bad_k(tiny: ragkit.Index, tmp_path: Path) -
         evaluate(tiny, tiny_gold(tmp_path), k=0)
 
 
+def test_curve_matches_separate_runs(tiny: ragkit.Index, tmp_path: Path) -> None:
+    from ragkit.evaluate import curve
+
+    gold = load_gold(tiny_gold(tmp_path), tiny)
+
+    def best_last(question: str, k: int) -> list[Hit]:  # the best match ends up at the bottom
+        return list(reversed(tiny.search(question, len(tiny))))[:k]
+
+    one = evaluate(tiny, gold, k=2, search=best_last, answers=False)
+    points = curve(one, range(1, 5))
+    assert [p.hit for p in points] == [0.0, 0.0, 0.0, 1.0]
+    for point in points:
+        run = evaluate(tiny, gold, k=point.k, search=best_last, answers=False).summary
+        assert (point.hit, point.recall) == (run.hit_at_k, run.recall_at_k)
+    with pytest.raises(UsageError, match="k=11"):
+        curve(one, [11])
+
+
 def test_check_answer_flags() -> None:
     doc = ragkit.Document("a.txt", "t", "hello world, data is the bottleneck", ())
     q = GoldQuestion("x", "?", (Evidence("a.txt", "data", 13, 17),))
