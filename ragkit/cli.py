@@ -336,6 +336,9 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+from . import cli_eval  # noqa: E402, F401  (registers `ragkit eval`)
+
+
 def _setup_logging() -> None:
     root = logging.getLogger("ragkit")
     if not any(isinstance(h, _StderrHandler) for h in root.handlers):
