@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_EMBEDDER = f"st:{DEFAULT_MODEL}"
-# How `st:` specs run: onnxruntime on a cached ONNX export, or sentence-transformers (torch). Same vectors.
-BACKENDS = ("auto", "onnx", "torch")
+# How `st:` specs run: onnxruntime on a cached ONNX export, or sentence-transformers (torch). Same vectors,
+# except "onnx-int8" (int8 weights: ~2x faster builds, cosine ~0.99 to the others; opt-in, never chosen by "auto").
+BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
 _BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
 Progress = Callable[[int, int], None]
@@ -182,6 +183,7 @@ def load_embedder(spec: str | Embedder | None = None, backend: str = "auto") -> 
     `backend` applies to `st:` specs only: "onnx" runs the cached ONNX export (made now if missing, which
     needs torch once), "torch" runs sentence-transformers, "auto" tries ONNX and falls back to torch with
     one warning. Both give the same vectors, so an index built with one is searched with the other.
+    "onnx-int8" is the int8-quantized export: faster, close to but not equal to the others' vectors.
     """
     if backend not in BACKENDS:
         raise UsageError(f"--embedder-backend {backend!r}: choose one of {', '.join(BACKENDS)}")
@@ -210,11 +212,11 @@ def _st_embedder(model: str, backend: str) -> Embedder:
     from .onnx_embedder import OnnxEmbedder, OnnxUnavailableError
 
     try:
-        onnx = OnnxEmbedder(model)
+        onnx = OnnxEmbedder(model, quantize=backend == "onnx-int8")
         onnx.ensure_export()
         return onnx
     except (OnnxUnavailableError, MissingDependencyError) as exc:
-        if backend == "onnx":
+        if backend != "auto":
             raise
         _warn_fallback(model, str(exc))
         return SentenceTransformerEmbedder(model)

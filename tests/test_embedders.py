@@ -89,7 +89,7 @@ def test_bad_specs_name_the_fix(spec: str, needle: str) -> None:
 
 
 def test_torch_backend_names_and_bare_model_names() -> None:
-    assert BACKENDS == ("auto", "onnx", "torch")
+    assert BACKENDS == ("auto", "onnx", "onnx-int8", "torch")
     emb = load_embedder("all-MiniLM-L6-v2", backend="torch")
     assert isinstance(emb, SentenceTransformerEmbedder) and emb.spec == "st:all-MiniLM-L6-v2" and emb.backend == "torch"
 

@@ -250,7 +250,8 @@ def test_index_built_with_onnx_is_searched_with_torch(onnx: OnnxEmbedder, tmp_pa
 
 @pytest.mark.integration
 def test_int8_model_is_close_to_fp32(onnx: OnnxEmbedder, onnx_cache: Path) -> None:
-    int8 = OnnxEmbedder(quantize=True)
+    int8 = load_embedder("st:all-MiniLM-L6-v2", backend="onnx-int8")
+    assert isinstance(int8, OnnxEmbedder) and int8.quantize and int8.spec == onnx.spec
     assert int8.ensure_export().name == "model.int8.onnx"
     assert int8.model_file.stat().st_size < 0.75 * onnx.model_file.stat().st_size  # int8 matmul weights; embeddings stay fp32
     texts = varied_texts(300, seed=3)
