@@ -365,7 +365,7 @@ def read_qmsum(text: str, name: str) -> tuple[list[Turn], dict]:
     """QMSum meeting JSON: turn i is `meeting_transcripts[i]`; offsets point into the JSON text."""
     data = _load_json(text, name)
     items = data.get("meeting_transcripts") if isinstance(data, dict) else None
-    if not isinstance(items, list):
+    if not isinstance(data, dict) or not isinstance(items, list):
         raise TranscriptError(f"{name}: no 'meeting_transcripts' list; expected a QMSum meeting file")
     turns: list[Turn] = []
     lines = _Lines(text)
