@@ -1,10 +1,10 @@
-"""Subtitle and speech-to-text formats: WebVTT, SRT, Whisper-style segment JSON and plain JSON turn lists.
+"""Subtitle formats (WebVTT, SRT) and the clean-text helpers shared by every format read in pieces.
 
-Every format is first cut into *pieces*: one spoken line (a cue text line or a JSON text value) with
-its exact source span, cleaned text, times and speaker. Pieces then group into turns: consecutive
-pieces of one speaker form one turn; unlabeled pieces break at pauses, sentence ends or a size cap.
-A turn's `text` is the verbatim source from its first to its last piece, so it can hold cue timing
-lines or JSON syntax; `Turn.parts` lists the piece spans and `turn_content` gives the clean text.
+Every such format (cues here, speech-to-text JSON in sttjson.py) is first cut into *pieces*: one spoken line
+(a cue text line or a JSON text value) with its exact source span, cleaned text, times and speaker. Pieces then
+group into turns: consecutive pieces of one speaker form one turn; unlabeled pieces break at pauses, sentence
+ends or a size cap. A turn's `text` is the verbatim source from its first to its last piece, so it can hold cue
+timing lines or JSON syntax; `Turn.parts` lists the piece spans and `turn_content` gives the clean text.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from .datatypes import Turn
 from .errors import TranscriptError
 from .speakers import Piece, accepted_labels, group_turns, prefix_label
-from .transcripts import FILE_READERS, JSON_READERS
+from .transcripts import FILE_READERS
 
 _VTT_TS = r"(?:(\d+):)?([0-5]\d):([0-5]\d)\.(\d{3})"
 _SRT_TS = r"(\d+):([0-5]\d):([0-5]\d)[,.](\d{1,3})"
@@ -32,7 +32,6 @@ _VOICE = re.compile(r"[ \t]*<v(?:\.[^ \t>]*)?[ \t]+(?P<name>[^>]*?)[ \t]*>")
 _VOICE_END = re.compile(r"</v>[ \t]*$")
 _TAG = re.compile(r"</?(?:c|i|b|u|v|lang|ruby|rt|font|span)(?:[.\s][^<>\n]*)?>|<\d+(?::\d\d){1,2}\.\d{3}>|\{\\an?\d+\}", re.I)
 _ENTITY = re.compile(r"&(?:amp|lt|gt|nbsp|quot|apos|lrm|rlm|#\d{1,7}|#x[0-9a-fA-F]{1,6});")
-_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\],:]')
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,22 +98,6 @@ def read_srt(text: str, name: str) -> list[Turn]:
     """SRT: numbered cues; `Name:` or `[SPEAKER_00]` prefixes give speakers."""
     return group_turns(text, cue_pieces(text, srt_cues(text, name)))
 
-
-def read_segments_json(text: str, data: object, name: str) -> list[Turn]:
-    """Whisper, WhisperX and faster-whisper exports: `{"segments": [{start, end, text, speaker?}, ...]}`."""
-    assert isinstance(data, dict)
-    spans = json_value_spans(text, 3)
-    segments = data["segments"]
-    if not isinstance(segments, list):
-        line = _line_of(_line_starts(text), spans.get(("segments",), (0, 0))[0])
-        raise TranscriptError(f"{name} line {line}: 'segments' must be a list of {{\"start\", \"end\", \"text\"}} objects")
-    return group_turns(text, json_pieces(text, segments, ("segments",), spans, name, ("text",)))
-
-
-def read_turn_list(text: str, data: object, name: str) -> list[Turn]:
-    """A plain JSON list of `{speaker, text|content, start?, end?}` objects."""
-    assert isinstance(data, list)
-    return group_turns(text, json_pieces(text, data, (), json_value_spans(text, 2), name, ("text", "content")))
 
 
 # ---------------------------------------------------------------- cues
@@ -270,82 +253,6 @@ def _prefer_plain(text: str, pieces: list[Piece], index: int, s: int, e: int, li
         pieces[index] = replace(piece, char_start=s, char_end=e, line=line)
 
 
-# ---------------------------------------------------------------- JSON
-
-
-def json_value_spans(text: str, depth: int) -> dict[tuple, tuple[int, int]]:
-    """Source spans of JSON string values (quotes included) and start offsets of containers, by path, to `depth`."""
-    spans: dict[tuple, tuple[int, int]] = {}
-    stack: list[list] = []  # [is_object, key or index, expecting a key]
-    skip = json.JSONDecoder().raw_decode
-    pos = 0
-    while match := _JSON_TOKEN.search(text, pos):
-        token, pos = match.group(), match.end()
-        if token[0] == '"':
-            if stack and stack[-1][0] and stack[-1][2]:
-                stack[-1][1] = json.loads(token)
-            elif len(stack) <= depth:
-                spans[tuple(level[1] for level in stack)] = (match.start(), match.end())
-        elif token in "{[":
-            spans[tuple(level[1] for level in stack)] = (match.start(), match.start())
-            if len(stack) >= depth:  # nothing inside is wanted (word timings): skip it at C speed
-                pos = skip(text, match.start())[1]
-            else:
-                stack.append([token == "{", None if token == "{" else 0, True])
-        elif token in "}]":
-            stack.pop()
-        elif token == ",":
-            if stack[-1][0]:
-                stack[-1][2] = True
-            else:
-                stack[-1][1] += 1
-        else:  # ":"
-            stack[-1][2] = False
-    return spans
-
-
-def json_pieces(text: str, items: list, base: tuple, spans: dict, name: str, keys: Sequence[str]) -> list[Piece]:
-    """One piece per item; offsets are those of the text value in the JSON source."""
-    starts = _line_starts(text)
-    pieces = []
-    for i, item in enumerate(items):
-        path = (*base, i)
-        label = f"{base[0]}[{i}]" if base else f"item [{i}]"
-        where = f"{name} line {_line_of(starts, spans.get(path, spans.get(base, (0, 0)))[0])}: {label}"
-        if not isinstance(item, dict):
-            raise TranscriptError(f"{where} is not an object; expected {{\"speaker\", \"{keys[0]}\", \"start\", \"end\"}}")
-        key = next((k for k in keys if isinstance(item.get(k), str)), None)
-        if key is None:
-            raise TranscriptError(f"{where} has no {' or '.join(repr(k) for k in keys)} string; every item needs its spoken text")
-        times = [_json_seconds(item.get(field), f"{where}.{field}") for field in ("start", "end")]
-        s, e = _json_text_span(text, *spans[path + (key,)])
-        clean = clean_text(text[s:e])
-        if clean:
-            raw_speaker = item.get("speaker")
-            speaker = " ".join(str(raw_speaker).split()) or None if raw_speaker is not None else None
-            pieces.append(Piece(s, e, clean, times[0], times[1], speaker, _line_of(starts, s)))
-    return pieces
-
-
-def _json_text_span(text: str, q0: int, q1: int) -> tuple[int, int]:
-    # Without escapes the value is verbatim between the quotes; with escapes the quoted literal is cited.
-    s, e = q0 + 1, q1 - 1
-    if "\\" in text[s:e]:
-        return q0, q1
-    while s < e and text[s].isspace():
-        s += 1
-    while e > s and text[e - 1].isspace():
-        e -= 1
-    return s, e
-
-
-def _json_seconds(value: object, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TranscriptError(f"{where} is {value!r}; expected a number of seconds or null")
-    return float(value)
-
 
 def _line_starts(text: str) -> list[int]:
     return [0] + [m.end() for m in re.finditer("\n", text)]
@@ -355,15 +262,5 @@ def _line_of(starts: list[int], offset: int) -> int:
     return bisect.bisect_right(starts, offset)
 
 
-def _is_segments(data: object) -> bool:
-    return isinstance(data, dict) and "segments" in data
-
-
-def _is_turn_list(data: object) -> bool:
-    return isinstance(data, list)
-
-
 FILE_READERS[".vtt"] = read_vtt
 FILE_READERS[".srt"] = read_srt
-JSON_READERS["whisper"] = (_is_segments, read_segments_json)
-JSON_READERS["turn-list"] = (_is_turn_list, read_turn_list)
