@@ -44,6 +44,14 @@ LinkOpt = typer.Option(
     "Default: the source's sidecar url with ?t=<start seconds>.",
 )
 ContextOpt = typer.Option(0, "--context", min=0, help="Show N turns before and after each hit and citation.")
+ModeOpt = typer.Option(None, "--mode", help="Ranking: hybrid (default; dense + BM25 score fusion), rrf, dense or lexical.")
+WeightOpt = typer.Option(None, "--weight", min=0.0, max=1.0, help="Dense share of the fused score, 0-1 (default 0.6; BM25 gets the rest).")
+BudgetOpt = typer.Option(None, "--budget", min=0, help="Assemble the top hits into passages within TOKENS tokens, grown by neighbouring turns (default 0: plain chunks).")
+
+
+def ranking(mode: str | None, weight: float | None, budget: int | None) -> dict[str, Any]:
+    """--mode/--weight/--budget as Index.search options; unset ones keep the library defaults."""
+    return {k: v for k, v in {"mode": mode, "weight": weight, "budget": budget}.items() if v is not None}
 
 
 def err(message: str) -> None:
@@ -173,6 +181,9 @@ def search(
     source: str | None = SourceOpt,
     link_template: str | None = LinkOpt,
     context: int = ContextOpt,
+    mode: str | None = ModeOpt,
+    weight: float | None = WeightOpt,
+    budget: int | None = BudgetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Print the passages most similar to QUERY, with scores."""
@@ -181,7 +192,7 @@ def search(
     from .render import render_hits
 
     idx = open_index(index_path, embedder)
-    hits = decorate(idx.search(query, k=k, speaker=speaker, source=source), idx, link_template, context)
+    hits = decorate(idx.search(query, k=k, speaker=speaker, source=source, **ranking(mode, weight, budget)), idx, link_template, context)
     if as_json:
         emit_json({"query": query, "k": k, "hits": [asdict(h) for h in hits]})
     else:
@@ -252,6 +263,9 @@ def ask(
     stream: bool = typer.Option(True, "--stream/--no-stream", help="-a llm: print the answer as it arrives (never with --json)."),
     link_template: str | None = LinkOpt,
     context: int = ContextOpt,
+    mode: str | None = ModeOpt,
+    weight: float | None = WeightOpt,
+    budget: int | None = BudgetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Answer QUESTION from the corpus, citing the passages used."""
@@ -267,7 +281,7 @@ def ask(
     chosen = make_answerer(answerer, {name: v for name, v in llm.items() if v is not None}, echo)
     idx = open_index(index_path, embedder)
     try:
-        answer = run_ask(idx, question, k=k, answerer=chosen, speaker=speaker, source=source)
+        answer = run_ask(idx, question, k=k, answerer=chosen, speaker=speaker, source=source, **ranking(mode, weight, budget))
     except AnswerError as exc:
         failed = getattr(exc, "answer", None)  # the passages the answerer had: shown before main() reports the error
         if failed is not None:

@@ -14,8 +14,11 @@ from .errors import RagkitError, UsageError
 
 
 def search_options(mode: str | None, weight: float | None, budget: int | None) -> dict[str, Any]:
-    """Retrieval options given on the command line (unset ones keep the library defaults)."""
-    given = {"mode": mode, "weight": weight, "budget": budget}
+    """Retrieval options given on the command line; unset ones keep the library defaults, except the context
+    budget, which defaults to the metric's (R@1k): eval measures the context an answer stage would be given."""
+    from .evaluate import BUDGET
+
+    given = {"mode": mode, "weight": weight, "budget": BUDGET if budget is None else budget}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -29,7 +32,7 @@ def eval_command(
     setting: str = typer.Option("both", "--setting", help="qmsum: per-meeting, pooled or both."),
     mode: str | None = typer.Option(None, "--mode", help="Retrieval mode (default: the library's best measured)."),
     weight: float | None = typer.Option(None, "--weight", help="Dense weight in score fusion (0-1)."),
-    budget: int | None = typer.Option(None, "--budget", min=1, help="Context budget in tokens for passage assembly."),
+    budget: int | None = typer.Option(None, "--budget", min=0, help="Context budget in tokens for passage assembly (default 1000, the R@1k budget; 0 = plain chunks)."),
     out: Path | None = typer.Option(None, "--out", help="Also write the full JSON result to this file."),
     fail_under: list[str] = typer.Option([], "--fail-under", help="METRIC=VALUE, e.g. hit@k=0.8; exit 1 if below (repeatable)."),
     per_question: bool = typer.Option(True, "--per-question/--summary-only", help="Show one row per question."),

@@ -27,6 +27,7 @@ from .diskio import (
 )
 from .embedders import Embedder, load_embedder
 from .errors import EmbedderMismatchError, IndexFormatError, MissingIndexError, UsageError
+from .lexical import LexicalIndex, load_lexical
 from .lock import index_lock
 from .manifest import DATA_FILES, FORMAT_VERSION, REBUILD, check_before_parse, corrupt, parse_jsonl, read_manifest
 from .store import VECTORS_FILE, FaissStore
@@ -56,12 +57,14 @@ class SourceStatus:
 class Index:
     """A searchable index of transcript chunks; build, save, load, search."""
 
-    def __init__(self, chunks: Sequence[Chunk], store: FaissStore, documents: Sequence[Document], manifest: dict[str, Any], embedder: Embedder | None = None) -> None:
+    def __init__(self, chunks: Sequence[Chunk], store: FaissStore, documents: Sequence[Document], manifest: dict[str, Any], embedder: Embedder | None = None,
+                 lexical: LexicalIndex | None = None) -> None:
         self.chunks = list(chunks)
         self.store = store
         self.documents = {d.source: d for d in documents}
         self.manifest = manifest
         self._embedder = embedder
+        self._lexical = lexical
         self.path: Path | None = None
 
     # ------------------------------------------------------------ build
@@ -84,7 +87,8 @@ class Index:
         chunks = chunk_corpus(documents, settings)
         vectors = emb.embed([c.text for c in chunks], progress=progress) if chunks else np.zeros((0, emb.dim), np.float32)
         store = FaissStore.from_vectors(vectors)
-        return cls(chunks, store, documents, make_manifest(documents, chunks, emb.spec, emb.dim, settings, corpus), emb)
+        manifest = make_manifest(documents, chunks, emb.spec, emb.dim, settings, corpus)
+        return cls(chunks, store, documents, manifest, emb, LexicalIndex.build(chunks))
 
     # ------------------------------------------------------------ properties
 
@@ -100,6 +104,13 @@ class Index:
                 f"{self._embedder.dim} dims; query with the index's embedder, or rebuild with `ragkit index --force -e {self._embedder.spec}`"
             )
         return self._embedder
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        """BM25 over the chunks and sources: built with the index, or from the chunks on first use."""
+        if self._lexical is None:
+            self._lexical = LexicalIndex.build(self.chunks)
+        return self._lexical
 
     @property
     def settings(self) -> ChunkSettings:
@@ -130,14 +141,12 @@ class Index:
             ids.append(i)
         return ids
 
-    def search(self, query: str, k: int = 5, *, speaker: str | None = None, source: str | None = None) -> list[Hit]:
-        """The k chunks most similar to the query (all of them when k exceeds the count)."""
+    def search(self, query: str, k: int = 5, *, speaker: str | None = None, source: str | None = None, **options: Any) -> list[Hit]:
+        """The k best passages for the query; options (mode, weight, budget, ...) are hybrid.SearchOptions fields."""
         check_query(query, k)
-        ids = self.select(speaker, source)
-        if ids is not None and not ids:
-            return []
-        found = self.store.search(self.embed_query(query), k, ids)
-        return [Hit(self.chunks[i], score, rank) for rank, (i, score) in enumerate(found, start=1)]
+        from .hybrid import retriever
+
+        return retriever(self).search(query, k, speaker=speaker, source=source, **options)
 
     # ------------------------------------------------------------ persistence
 
@@ -164,6 +173,7 @@ class Index:
             (CHUNKS, _jsonl(asdict(c) for c in self.chunks)),
             (SOURCES, _jsonl(_document_record(d) for d in self.documents.values())),
             (VECTORS_FILE, vectors),
+            *self.lexical.to_files().items(),
         ]
 
     @classmethod
@@ -199,7 +209,7 @@ class Index:
         store = FaissStore.from_bytes(blobs[VECTORS_FILE])
         if len(store) != len(chunks) or store.dim != manifest["embedder"]["dim"]:
             raise corrupt(f"{folder / VECTORS_FILE} holds {len(store)} vectors of dim {store.dim}, expected {len(chunks)} of dim {manifest['embedder']['dim']}")
-        return cls(chunks, store, documents, manifest)
+        return cls(chunks, store, documents, manifest, lexical=load_lexical(folder, manifest, len(chunks)))
 
     def status(self) -> list[SourceStatus]:
         """Each indexed source compared with its file now (by sha256)."""

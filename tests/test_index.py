@@ -15,6 +15,7 @@ import ragkit
 from ragkit import diskio
 from ragkit.errors import EmbedderMismatchError, IndexLockedError, MissingIndexError, RagkitError
 from ragkit.index import Index
+from ragkit.lexical import FILES as LEXICAL_FILES
 from ragkit.lock import index_lock, lock_path
 
 WORDS = "data compute model tomato garden river budget design sound light vector search answer meeting water sun".split()
@@ -56,7 +57,7 @@ def test_layout_is_a_symlink_to_a_version_with_checksummed_manifest(tmp_path: Pa
     target = tmp_path / "idx"
     assert target.is_symlink() and os.readlink(target).startswith(".idx.v-")
     files = sorted(os.listdir(target))
-    assert files == ["chunks.jsonl", "manifest.json", "manifest.json.sha256", "sources.jsonl", "vectors.faiss"]
+    assert files == sorted(["chunks.jsonl", "manifest.json", "manifest.json.sha256", "sources.jsonl", "vectors.faiss", *LEXICAL_FILES])
     line = (target / "manifest.json.sha256").read_text()
     assert line.endswith("  manifest.json\n") and len(line.split()[0]) == 64  # `sha256sum -c` format
     manifest = json.loads((target / "manifest.json").read_text())

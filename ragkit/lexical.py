@@ -1,0 +1,196 @@
+"""BM25 over chunks and whole sources: built with bm25s, stored as .npy/JSON files, scored with plain numpy."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import IndexFormatError, MissingDependencyError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .datatypes import Chunk
+
+LEXICAL_VERSION = 1
+K1, B = 1.2, 0.75
+ARRAYS = ("data", "indices", "indptr")
+PARTS = ("chunks", "sources")
+# The index folder's lexical files; every one is listed in the manifest with its sha256.
+META_FILE = "bm25.json"
+FILES = tuple(f"bm25.{part}.{name}.npy" for part in PARTS for name in ARRAYS) + (META_FILE,)
+
+# Transcript annotations carry no topic: {vocalsound}, {disfmarker}, [laughter], <noise>, (inaudible).
+_MARKUP = re.compile(r"\{[^{}\n]{0,40}\}|\[[\w\s'-]{0,40}\]|<[\w\s/'-]{0,40}>|\((?:inaudible|laughs?|laughter|crosstalk|pause)\)", re.I)
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are aren as at be because been before being below between
+    both but by can cannot could couldn did didn do does doesn doing don down during each either else even ever few for from
+    further get gets got had hadn has hasn have haven having he her here hers herself him himself his how i if in into is isn
+    it its itself just let me might more most much must my myself no nor not now of off on once only or other ought our ours
+    ourselves out over own quite rather really same shall she should shouldn so some such than that the their theirs them
+    themselves then there these they this those through to too under until up upon us very was wasn we were weren what when
+    where which while who whom whose why will with won would wouldn yet you your yours yourself yourselves
+    uh um uhm hmm mm mmm mhm huh ah oh eh er erm yeah yep yes okay ok alright like gonna wanna kinda sorta""".split()
+)
+# Words that describe the conversation rather than its topic ("what did the group discuss", "summarize what
+# was said"); dropped from queries only, since they occur everywhere in meetings and match nothing specific.
+QUESTION_WORDS = frozenset(
+    """summarize summarise summary discuss discussed discussing discussion discussions talk talked talking said say says
+    think thought opinion opinions mention mentioned group team members member meeting decide decided decision conclusion
+    idea ideas suggest suggested suggestion propose proposed recommend recommended explain explained""".split()
+)
+
+
+def stem(word: str) -> str:
+    """A light English suffix stripper (plurals, -ing, -ed): `batteries` meets `battery`, `designs` meets `design`."""
+    if len(word) <= 3 or not word.isalpha() or word.endswith("ss"):
+        return word
+    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", "e"), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: len(word) - len(suffix)] + repl
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase stemmed word tokens without stopwords, fillers, single letters or transcript annotations."""
+    text = _MARKUP.sub(" ", text).casefold().replace("’", "'")
+    out = []
+    for word in _WORD.findall(text):
+        word = word.removesuffix("'s")
+        if word not in STOPWORDS and not (len(word) == 1 and word.isalpha()):
+            out.append(stem(word))
+    return out
+
+
+def terms(tokens: Sequence[str]) -> list[str]:
+    """Words plus adjacent word pairs, so `remote control` as a phrase outscores the two words apart."""
+    return [*tokens, *(f"{a} {b}" for a, b in zip(tokens, tokens[1:]))]
+
+
+_QUESTION_STEMS = frozenset(stem(w) for w in QUESTION_WORDS)
+
+
+def query_terms(query: str) -> list[str]:
+    return terms([t for t in tokenize(query) if t not in _QUESTION_STEMS])
+
+
+@dataclass(frozen=True, slots=True)
+class Bm25:
+    """BM25 term weights in CSC form: column t of the (rows x vocabulary) matrix holds term t's weights."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    vocab: dict[str, int]
+    rows: int
+
+    @classmethod
+    def build(cls, rows: Sequence[Sequence[str]], k1: float = K1, b: float = B) -> Bm25:
+        import numpy as np
+
+        if not any(rows):  # bm25s refuses an empty vocabulary; nothing can match anyway
+            return cls(np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int64), {}, len(rows))
+        try:
+            import bm25s
+        except ImportError as exc:  # pragma: no cover - bm25s is a core dependency
+            raise MissingDependencyError('lexical search needs bm25s: pip install "bm25s"') from exc
+        model = bm25s.BM25(k1=k1, b=b, method="lucene", csc_backend="numpy")
+        model.index([list(r) for r in rows], show_progress=False, create_empty_token=False)
+        s = model.scores
+        vocab = {str(k): int(v) for k, v in model.vocab_dict.items()}
+        return cls(np.asarray(s["data"], np.float32), np.asarray(s["indices"], np.int32), np.asarray(s["indptr"], np.int64), vocab, len(rows))
+
+    def scores(self, query: Sequence[str]) -> np.ndarray:
+        """BM25 score of every row for the query terms (zeros when none is indexed)."""
+        import numpy as np
+
+        ids = [self.vocab[t] for t in query if t in self.vocab]
+        if not ids:
+            return np.zeros(self.rows, dtype=np.float32)
+        picked = np.concatenate([np.arange(self.indptr[i], self.indptr[i + 1]) for i in ids])
+        return np.bincount(self.indices[picked], weights=self.data[picked], minlength=self.rows).astype(np.float32)
+
+    def check(self, what: str) -> None:
+        """The shapes scoring relies on, so a bad file fails here and not inside numpy."""
+        ok = (
+            self.data.ndim == self.indices.ndim == self.indptr.ndim == 1
+            and len(self.indptr) == len(self.vocab) + 1
+            and len(self.data) == len(self.indices) == int(self.indptr[-1])
+            and bool((self.indptr[1:] >= self.indptr[:-1]).all()) and int(self.indptr[0]) == 0
+            and (len(self.indices) == 0 or 0 <= int(self.indices.min()) <= int(self.indices.max()) < self.rows)
+            and all(0 <= v < len(self.vocab) for v in self.vocab.values())
+        )
+        if not ok:
+            raise IndexFormatError(f"index is corrupt: {what} lexical arrays are inconsistent; rebuild with `ragkit index --force`")
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalIndex:
+    """BM25 over the index's chunks, and over whole sources (each source's chunks joined) for source-level scores."""
+
+    chunks: Bm25
+    sources: Bm25
+    names: tuple[str, ...]  # row i of `sources` is the source names[i]
+
+    @classmethod
+    def build(cls, chunks: Sequence[Chunk]) -> LexicalIndex:
+        rows = [terms(tokenize(c.text)) for c in chunks]
+        per_source: dict[str, list[str]] = {}
+        for chunk, row in zip(chunks, rows):
+            per_source.setdefault(chunk.source, []).extend(row)
+        return cls(Bm25.build(rows), Bm25.build(list(per_source.values())), tuple(per_source))
+
+    def to_files(self) -> dict[str, bytes]:
+        """File name -> bytes: six .npy arrays and one JSON file of vocabularies and parameters."""
+        import numpy as np
+
+        out = {}
+        for part in PARTS:
+            for name in ARRAYS:
+                buf = io.BytesIO()
+                np.save(buf, getattr(getattr(self, part), name), allow_pickle=False)
+                out[f"bm25.{part}.{name}.npy"] = buf.getvalue()
+        meta = {"version": LEXICAL_VERSION, "k1": K1, "b": B, "method": "lucene", "source_names": list(self.names),
+                **{part: {"rows": getattr(self, part).rows, "vocab": getattr(self, part).vocab} for part in PARTS}}
+        out[META_FILE] = json.dumps(meta, ensure_ascii=False).encode()
+        return out
+
+    @classmethod
+    def from_files(cls, blobs: dict[str, bytes], where: str, chunks: int) -> LexicalIndex:
+        """Parse bytes already checked against the manifest's sha256; `chunks` is the index's chunk count."""
+        import numpy as np
+
+        try:
+            meta = json.loads(blobs[META_FILE].decode("utf-8"))
+            parts = {}
+            for part in PARTS:
+                arrays = {n: np.load(io.BytesIO(blobs[f"bm25.{part}.{n}.npy"]), allow_pickle=False) for n in ARRAYS}
+                parts[part] = Bm25(arrays["data"], arrays["indices"], arrays["indptr"], dict(meta[part]["vocab"]), int(meta[part]["rows"]))
+            index = cls(parts["chunks"], parts["sources"], tuple(str(s) for s in meta["source_names"]))
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, EOFError) as exc:
+            raise IndexFormatError(f"index is corrupt: {where} lexical files are unreadable ({exc}); rebuild with `ragkit index --force`") from exc
+        index.chunks.check(where)
+        index.sources.check(where)
+        if index.chunks.rows != chunks or index.sources.rows != len(index.names) or meta.get("version") != LEXICAL_VERSION:
+            raise IndexFormatError(f"index is corrupt: {where} lexical index does not match the chunks; rebuild with `ragkit index --force`")
+        return index
+
+
+def load_lexical(folder: Path, manifest: dict[str, Any], chunks: int) -> LexicalIndex | None:
+    """The index folder's lexical files, each hash-checked against the manifest before parsing; None if it has none."""
+    from .diskio import read_verified
+    from .manifest import REBUILD, corrupt
+
+    listed = [name for name in FILES if name in manifest["files"]]
+    if not listed:
+        return None  # an index from before lexical search: BM25 is built from the chunks on first use
+    if len(listed) != len(FILES) or not all(isinstance(manifest["files"][n], dict) for n in FILES):
+        raise corrupt(f"{folder / 'manifest.json'} lists only some lexical files ({', '.join(listed)})")
+    blobs = {name: read_verified(folder / name, manifest["files"][name], REBUILD) for name in FILES}
+    return LexicalIndex.from_files(blobs, str(folder), chunks)
