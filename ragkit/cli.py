@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -328,7 +329,18 @@ def info(index_path: Path = IndexOpt, as_json: bool = JsonOpt) -> None:
 
 
 @app.callback(invoke_without_command=True)
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    backend: str | None = typer.Option(
+        None, "--embedder-backend", help="auto (ONNX, else torch), onnx, onnx-int8 or torch; also RAGKIT_EMBEDDER_BACKEND."
+    ),
+) -> None:
+    if backend is not None:
+        from .embedders import BACKEND_ENV, BACKENDS
+
+        if backend not in BACKENDS:
+            raise typer.BadParameter(f"{backend!r}: choose one of {', '.join(BACKENDS)}", param_hint="--embedder-backend")
+        os.environ[BACKEND_ENV] = backend
     if version:
         typer.echo(f"ragkit {__version__}")
         raise typer.Exit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
+import os
 import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -23,6 +24,7 @@ DEFAULT_EMBEDDER = f"st:{DEFAULT_MODEL}"
 # How `st:` specs run: onnxruntime on a cached ONNX export, or sentence-transformers (torch). Same vectors,
 # except "onnx-int8" (int8 weights: ~2x faster builds, cosine ~0.99 to the others; opt-in, never chosen by "auto").
 BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
+BACKEND_ENV = "RAGKIT_EMBEDDER_BACKEND"
 _BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
 Progress = Callable[[int, int], None]
@@ -177,7 +179,7 @@ class HashEmbedder:
         return len(text.split())
 
 
-def load_embedder(spec: str | Embedder | None = None, backend: str = "auto") -> Embedder:
+def load_embedder(spec: str | Embedder | None = None, backend: str | None = None) -> Embedder:
     """An embedder from its spec: `st:<model>`, `hash:<dim>` or `package.module:Class`.
 
     `backend` applies to `st:` specs only: "onnx" runs the cached ONNX export (made now if missing, which
@@ -185,6 +187,8 @@ def load_embedder(spec: str | Embedder | None = None, backend: str = "auto") -> 
     one warning. Both give the same vectors, so an index built with one is searched with the other.
     "onnx-int8" is the int8-quantized export: faster, close to but not equal to the others' vectors.
     """
+    # The CLI's --embedder-backend reaches every load (build, query, eval) through this variable.
+    backend = backend or os.environ.get(BACKEND_ENV) or "auto"
     if backend not in BACKENDS:
         raise UsageError(f"--embedder-backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if spec is None:

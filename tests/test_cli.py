@@ -193,3 +193,18 @@ def seed_index_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("seedidx") / "idx"
     ragkit.Index.build(ragkit.read_corpus(SEEDS)).save(path)
     return path
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("backend", "torch_loaded"), [("onnx", False), ("torch", True)])
+def test_embedder_backend_option_forces_the_query_backend(seed_index_path: Path, tmp_path: Path, backend: str, torch_loaded: bool) -> None:
+    probe = (
+        "import sys, json\nfrom ragkit.cli import main\n"
+        f"argv = ['--embedder-backend', {backend!r}, 'search', 'Why is data the bottleneck?', '-i', {str(seed_index_path)!r}, '-k', '3', '--json']\n"
+        "try:\n    main(argv)\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print('TORCH', 'torch' in sys.modules, 'CODE', code, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert f"TORCH {torch_loaded} CODE 0" in result.stderr, result.stderr
+    hits = json.loads(result.stdout)["hits"]
+    assert len(hits) == 3 and hits[0]["chunk"]["source"] == "spotlight-on-scale-ai-alexandr-wang.txt"
