@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "rrf", "dense", "lexical")
 DEFAULT_BUDGET = 0  # tokens of assembled context; 0 returns plain chunks
-DENSE_DEPTH = 1000  # dense candidates per query; chunks below them get the lowest retrieved score
+DENSE_DEPTH = 300  # dense candidates per query; chunks below them get the lowest retrieved score (300 ~ 1000 on QMSum)
 RRF_K = 60
 CANDIDATES = 30  # ranked chunks handed to passage assembly (at least 3k)
 STRIP_NAMES = True
@@ -157,7 +157,8 @@ class Retriever:
             self.by_source.setdefault(chunk.source, []).append(i)
         rows = {name: n for n, name in enumerate(index.lexical.names)}
         self.source_row = np.array([rows.get(c.source, 0) for c in index.chunks], dtype=np.int64)
-        self._speakers: tuple[SpeakerMatcher, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None
+        self._matcher: SpeakerMatcher | None = None
+        self._shares: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
         self._assembler: Assembler | None = None
 
     def search(self, query: str, k: int, *, speaker: str | None = None, source: str | None = None, **options: Any) -> list[Hit]:
@@ -193,7 +194,7 @@ class Retriever:
 
         lex = self.index.lexical
         ids = np.arange(len(self.index.chunks), dtype=np.int64) if ids is None else ids
-        named, rest = self.speakers[0].split(query) if opts.speaker_boost else (set(), query)
+        named, rest = self.matcher.split(query) if opts.speaker_boost else (set(), query)
         # Names are matched against speaker labels below; as words they would favour passages *about* the person.
         lexical = lex.chunks.scores(query_terms(rest if STRIP_NAMES else query))[ids] if opts.mode != "dense" else None
         dense = self.dense(query, ids, k) if opts.mode != "lexical" else None
@@ -214,17 +215,21 @@ class Retriever:
         everything = len(ids) == len(self.index.chunks)
         depth = min(len(ids), max(DENSE_DEPTH, 10 * k))
         found = self.index.store.search(self.index.embed_query(query), depth, None if everything else ids.tolist())
-        out = np.full(len(ids), min((s for _, s in found), default=0.0), dtype=np.float32)
-        if found:
-            hit_ids = np.fromiter((i for i, _ in found), dtype=np.int64, count=len(found))
-            out[hit_ids if everything else np.searchsorted(ids, hit_ids)] = [s for _, s in found]
+        if not found:
+            return np.zeros(len(ids), dtype=np.float32)
+        pairs = np.asarray(found, dtype=np.float64)  # (id, score) rows, best first
+        hit_ids, hit_scores = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.float32)
+        out = np.full(len(ids), hit_scores[-1], dtype=np.float32)
+        out[hit_ids if everything else np.searchsorted(ids, hit_ids)] = hit_scores
         return out
 
     def speaker_share(self, named: set[str], ids: np.ndarray) -> np.ndarray:
         """Per chunk in scope, the share of its text spoken by the named speakers."""
         import numpy as np
 
-        shares = self.speakers[1]
+        if self._shares is None:  # built on the first question that names someone
+            self._shares = speaker_shares(self.index)
+        shares = self._shares
         total = np.zeros(len(self.index.chunks), dtype=np.float32)
         for label in named:
             np.add.at(total, *shares[label])
@@ -232,10 +237,10 @@ class Retriever:
         return total[ids]
 
     @property
-    def speakers(self) -> tuple[SpeakerMatcher, dict[str, tuple[np.ndarray, np.ndarray]]]:
-        if self._speakers is None:
-            self._speakers = speaker_shares(self.index)
-        return self._speakers
+    def matcher(self) -> SpeakerMatcher:
+        if self._matcher is None:
+            self._matcher = SpeakerMatcher({t.speaker for d in self.index.documents.values() for t in d.turns if t.speaker})
+        return self._matcher
 
     @property
     def assembler(self) -> Assembler:
@@ -271,8 +276,8 @@ def _by_max(x: np.ndarray) -> np.ndarray:
     return (x / top).astype(np.float32) if top > 0 else np.zeros(len(x), dtype=np.float32)
 
 
-def speaker_shares(index: Index) -> tuple[SpeakerMatcher, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """A matcher over the index's speakers, and per speaker the chunks they speak in with their share of its characters."""
+def speaker_shares(index: Index) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per speaker, the chunks they speak in and their share of each chunk's characters."""
     import numpy as np
 
     rows: dict[str, tuple[list[int], list[float]]] = {}
@@ -285,8 +290,7 @@ def speaker_shares(index: Index) -> tuple[SpeakerMatcher, dict[str, tuple[np.nda
                 ids, values = rows.setdefault(label, ([], []))
                 ids.append(i)
                 values.append(n / total)
-    shares = {label: (np.array(ids, dtype=np.int64), np.array(values, dtype=np.float32)) for label, (ids, values) in rows.items()}
-    return SpeakerMatcher(shares), shares
+    return {label: (np.array(ids, dtype=np.int64), np.array(values, dtype=np.float32)) for label, (ids, values) in rows.items()}
 
 
 def retriever(index: Index) -> Retriever:

@@ -101,9 +101,10 @@ class Bm25:
         except ImportError as exc:  # pragma: no cover - bm25s is a core dependency
             raise MissingDependencyError('lexical search needs bm25s: pip install "bm25s"') from exc
         model = bm25s.BM25(k1=k1, b=b, method="lucene", csc_backend="numpy")
-        model.index([list(r) for r in rows], show_progress=False, create_empty_token=False)
+        model.index([list(r) for r in rows], show_progress=False)
         s = model.scores
-        vocab = {str(k): int(v) for k, v in model.vocab_dict.items()}
+        columns = len(s["indptr"]) - 1  # newer bm25s adds an empty-string token past the last column: leave it out
+        vocab = {str(k): int(v) for k, v in model.vocab_dict.items() if int(v) < columns}
         return cls(np.asarray(s["data"], np.float32), np.asarray(s["indices"], np.int32), np.asarray(s["indptr"], np.int64), vocab, len(rows))
 
     def scores(self, query: Sequence[str]) -> np.ndarray:
