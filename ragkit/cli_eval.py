@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from .cli import EmbedderOpt, IndexOpt, JsonOpt, app, emit_json, err, open_index
+from .cli import EmbedderOpt, IndexOpt, JsonOpt, app, emit_json, err, open_index, ranking
 from .errors import RagkitError, UsageError
 
 
@@ -18,8 +18,7 @@ def search_options(mode: str | None, weight: float | None, budget: int | None) -
     budget, which defaults to the metric's (R@1k): eval measures the context an answer stage would be given."""
     from .evaluate import BUDGET
 
-    given = {"mode": mode, "weight": weight, "budget": BUDGET if budget is None else budget}
-    return {k: v for k, v in given.items() if v is not None}
+    return ranking(mode, weight, BUDGET if budget is None else budget)
 
 
 @app.command("eval")

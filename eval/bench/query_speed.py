@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -35,24 +34,12 @@ QUESTIONS = [
 
 
 def machine() -> dict[str, object]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import ragkit
+    from dataclasses import asdict
 
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "ragkit": ragkit.__version__,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    import ragkit
+    from ragkit.evaluate import machine_info, now
+
+    return {**asdict(machine_info()), "ragkit": ragkit.__version__, "date": now()}
 
 
 def percentile(values: list[float], q: float) -> float:
