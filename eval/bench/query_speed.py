@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import statistics
@@ -16,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +124,7 @@ def render(r: dict) -> str:
     ]
     for name, v in r["in_process"].items():
         lines.append(f"| in-process {name} p50 / p95 | {v['p50_ms']} / {v['p95_ms']} ms (n={v['n']}) |")
-    for name, v in r["cold"].items():
+    for v in r["cold"].values():
         lines.append(f"| cold `ragkit {v['args']}` median of {len(v['runs_s'])} | {v['median_s']} s, peak RSS {v['peak_rss_mb']} MB |")
     return "\n".join(lines) + "\n"
 
