@@ -118,18 +118,24 @@ def _max_error(path: Path, feed: dict[str, np.ndarray], expected: np.ndarray) ->
 
 
 def quantize_model(source: Path, target: Path) -> None:
-    """int8 dynamic quantization, per channel, of the MatMul and Attention weights (needs the onnx package)."""
+    """int8 dynamic quantization, per channel, of the MatMul and Attention weights (needs the onnx package).
+
+    The FFN output projections stay fp32: their inputs (after GELU) have outliers that uint8 activations clip,
+    and keeping them halves the drift (mean cosine to fp32 0.995 instead of 0.990) for ~15% of the speed-up.
+    """
     try:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
         raise OnnxUnavailableError(f"int8 quantization needs the onnx package ({exc}); pip install onnx") from exc
+    graph = onnx.load(str(source), load_external_data=False).graph
+    made_by = {out: node.op_type for node in graph.node for out in node.output}
+    after_gelu = [n.name for n in graph.node if n.op_type == "MatMul" and "Gelu" in made_by.get(n.input[0], "")]
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{time.time_ns()}.onnx")
     try:
-        # Per channel and leaving the embeddings in fp32 keep the vectors much closer to fp32 (cosine 0.99 vs 0.94).
         quantize_dynamic(
             str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Attention"],
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            nodes_to_exclude=after_gelu, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
         os.replace(tmp, target)
     finally:

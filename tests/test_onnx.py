@@ -253,7 +253,20 @@ def test_int8_model_is_close_to_fp32(onnx: OnnxEmbedder, onnx_cache: Path) -> No
     int8 = load_embedder("st:all-MiniLM-L6-v2", backend="onnx-int8")
     assert isinstance(int8, OnnxEmbedder) and int8.quantize and int8.spec == onnx.spec
     assert int8.ensure_export().name == "model.int8.onnx"
-    assert int8.model_file.stat().st_size < 0.75 * onnx.model_file.stat().st_size  # int8 matmul weights; embeddings stay fp32
+    # int8 attention and FFN-input weights; embeddings and FFN output projections stay fp32
+    assert int8.model_file.stat().st_size < 0.8 * onnx.model_file.stat().st_size
     texts = varied_texts(300, seed=3)
     cosine = (int8.embed(texts) * onnx.embed(texts)).sum(axis=1)
-    assert cosine.mean() > 0.98 and cosine.min() > 0.9
+    # measured: mean 0.9947, min 0.978; quantizing the FFN output projections too drops the mean to 0.990
+    assert cosine.mean() > 0.992 and cosine.min() > 0.95, (cosine.mean(), cosine.min())
+
+
+@pytest.mark.integration
+def test_batching_and_threads_do_not_change_vectors(onnx: OnnxEmbedder) -> None:
+    texts = varied_texts(60, seed=7)
+    seen: list[tuple[int, int]] = []
+    threaded = onnx.embed(texts, progress=lambda done, total: seen.append((done, total)))
+    serial = OnnxEmbedder(batch_size=5, threads=1).embed(texts)
+    np.testing.assert_allclose(threaded, serial, atol=2e-6)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1] == (60, 60) and len(seen) == -(-60 // onnx.batch_size)
+    assert onnx.embed([]).shape == (0, onnx.dim)
