@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bump when the export recipe changes: it is part of the cache key, so old exports are never reused.
-EXPORT_VERSION = 2
+EXPORT_VERSION = 3
 OPSET = 17
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"

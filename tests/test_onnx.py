@@ -253,11 +253,11 @@ def test_int8_model_is_close_to_fp32(onnx: OnnxEmbedder, onnx_cache: Path) -> No
     int8 = load_embedder("st:all-MiniLM-L6-v2", backend="onnx-int8")
     assert isinstance(int8, OnnxEmbedder) and int8.quantize and int8.spec == onnx.spec
     assert int8.ensure_export().name == "model.int8.onnx"
-    # int8 attention and FFN-input weights; embeddings and FFN output projections stay fp32
-    assert int8.model_file.stat().st_size < 0.8 * onnx.model_file.stat().st_size
+    # int8 matmul weights; embeddings and the early layers' FFN output projections stay fp32
+    assert int8.model_file.stat().st_size < 0.75 * onnx.model_file.stat().st_size
     texts = varied_texts(300, seed=3)
     cosine = (int8.embed(texts) * onnx.embed(texts)).sum(axis=1)
-    # measured: mean 0.9947, min 0.978; quantizing the FFN output projections too drops the mean to 0.990
+    # measured: mean 0.9943, min 0.978; quantizing the early FFN output projections too drops the mean to 0.990
     assert cosine.mean() > 0.992 and cosine.min() > 0.95, (cosine.mean(), cosine.min())
 
 
