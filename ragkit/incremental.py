@@ -16,7 +16,7 @@ from .datatypes import Chunk, Document
 from .diskio import clean_leftovers, recover, resolve_index, writable_target
 from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
 from .errors import MissingIndexError, RagkitError
-from .index import MANIFEST, Index, canonical_spec, make_manifest
+from .index import MANIFEST, Index, canonical_spec, make_manifest, query_embedder
 from .lock import index_lock
 from .manifest import read_manifest
 from .store import FaissStore
@@ -118,14 +118,14 @@ def apply_plan(
     """The new in-memory index: reused vectors where the text is known, fresh embeddings for the rest."""
     import numpy as np
 
-    emb = load_embedder(embedder)
+    emb = load_embedder(embedder, build=True)
     dim = int(previous.manifest["embedder"]["dim"]) if plan.reuse and previous else int(emb.dim)
     fresh = emb.embed(plan.missing, progress=progress) if plan.missing else np.zeros((0, dim), np.float32)
     if fresh.shape[1] != dim:
         raise RagkitError(f"embedder {emb.spec!r} now gives {fresh.shape[1]}-dim vectors but the index holds {dim}-dim ones; rebuild with `ragkit index --force`")
     vectors = _assemble(plan, previous.store.vectors() if plan.reuse and previous else None, fresh, dim)
-    manifest = make_manifest(documents, plan.chunks, emb.spec, dim, settings, corpus)
-    return Index(plan.chunks, FaissStore.from_vectors(vectors), documents, manifest, emb)
+    manifest = make_manifest(documents, plan.chunks, emb.spec, dim, settings, corpus, getattr(emb, "backend", None))
+    return Index(plan.chunks, FaissStore.from_vectors(vectors), documents, manifest, query_embedder(embedder, emb))
 
 
 def _assemble(plan: Plan, old: np.ndarray | None, fresh: np.ndarray, dim: int) -> np.ndarray:

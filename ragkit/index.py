@@ -83,12 +83,12 @@ class Index:
         import numpy as np
 
         settings = settings or ChunkSettings()
-        emb = load_embedder(embedder)
+        emb = load_embedder(embedder, build=True)
         chunks = chunk_corpus(documents, settings)
         vectors = emb.embed([c.text for c in chunks], progress=progress) if chunks else np.zeros((0, emb.dim), np.float32)
         store = FaissStore.from_vectors(vectors)
-        manifest = make_manifest(documents, chunks, emb.spec, emb.dim, settings, corpus)
-        return cls(chunks, store, documents, manifest, emb, LexicalIndex.build(chunks))
+        manifest = make_manifest(documents, chunks, emb.spec, emb.dim, settings, corpus, getattr(emb, "backend", None))
+        return cls(chunks, store, documents, manifest, query_embedder(embedder, emb), LexicalIndex.build(chunks))
 
     # ------------------------------------------------------------ properties
 
@@ -260,8 +260,18 @@ def _matching_embedder(embedder: str | Embedder, manifest: dict[str, Any]) -> Em
     return load_embedder(embedder)
 
 
+def query_embedder(asked: str | Embedder | None, built_with: Embedder) -> Embedder | None:
+    """The embedder a freshly built index queries with: the caller's object, else None to load the query backend.
+
+    A spec may build with the int8 export but queries use fp32 (see load_embedder), and an index searched
+    right after its build must rank exactly like the same index loaded from disk.
+    """
+    return None if asked is None or isinstance(asked, str) else built_with
+
+
 def make_manifest(
-    documents: Sequence[Document], chunks: Sequence[Chunk], spec: str, dim: int, settings: ChunkSettings, corpus: Sequence[str | Path] = ()
+    documents: Sequence[Document], chunks: Sequence[Chunk], spec: str, dim: int, settings: ChunkSettings, corpus: Sequence[str | Path] = (),
+    backend: str | None = None,
 ) -> dict[str, Any]:
     per_source: dict[str, int] = {}
     for c in chunks:
@@ -270,7 +280,8 @@ def make_manifest(
         "format_version": FORMAT_VERSION,
         "ragkit_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "embedder": {"spec": canonical_spec(spec), "dim": int(dim)},
+        # backend: what embedded this build's new chunks (onnx, onnx-int8, torch); informational, never checked.
+        "embedder": {"spec": canonical_spec(spec), "dim": int(dim), **({"backend": backend} if backend else {})},
         "chunking": asdict(settings),
         "corpus": [str(Path(p).resolve()) for p in corpus],
         "sources": [

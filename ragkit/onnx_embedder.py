@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bump when the export recipe changes: it is part of the cache key, so old exports are never reused.
-EXPORT_VERSION = 3
+EXPORT_VERSION = 6
 OPSET = 17
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 META_FILE = "export.json"
+INT8_META_FILE = "int8.json"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Files whose bytes decide the vectors; README and training metadata do not.
 _KEY_FILES = (
@@ -220,13 +221,17 @@ class OnnxEmbedder:
     backend = "onnx"
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, batch_size: int = 8, quantize: bool = False,
+        self, model: str = DEFAULT_MODEL, batch_size: int | None = None, quantize: bool = False,
         cache_dir: str | Path | None = None, threads: int | None = None,
     ) -> None:
         self.model_name = model
         self.spec = f"st:{model}"
-        self.batch_size = batch_size
+        # Small batches, one per core, measured fastest on 2 cores (fp32: batch 2 is 7% faster than 8). int8 runs
+        # one text per batch: its activation scale is then per text, so a text's vector never depends on its batch
+        # neighbours, and it is closer to fp32 (mean cosine 0.9994 against 0.9990 at batch 8) and 9% faster.
+        self.batch_size = batch_size or (1 if quantize else 2)
         self.quantize = quantize
+        self.backend = "onnx-int8" if quantize else "onnx"
         self.layout = read_layout(local_model_dir(model))
         self.dim = self.layout.dim
         self.cache_root = Path(cache_dir) / "onnx" if cache_dir else cache_root()
@@ -268,11 +273,27 @@ class OnnxEmbedder:
             meta = export_model(self.layout, fp32)
             meta.update(model=str(self.layout.path), export_version=EXPORT_VERSION, opset=OPSET, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
             _write_atomic(self.export_dir / META_FILE, json.dumps(meta, indent=2).encode())
-        if self.quantize and not self.model_file.is_file():
-            from .onnx_export import quantize_model
+        # The check is written first: an int8 file without one is from an interrupted run and is made again.
+        if self.quantize and not (self.model_file.is_file() and self.int8_check() is not None):
+            from .quantize import quantize_model
 
-            quantize_model(fp32, self.model_file)
+            log.info("quantizing %s to int8 (once per model)", fp32)
+            tmp = self.export_dir / f".{INT8_FILE}.tmp-{os.getpid()}-{time.time_ns()}"
+            try:
+                check = quantize_model(self.layout, fp32, tmp)
+                _write_atomic(self.export_dir / INT8_META_FILE, json.dumps(check, indent=2).encode())
+                os.replace(tmp, self.model_file)
+            finally:
+                tmp.unlink(missing_ok=True)
         return self.model_file
+
+    def int8_check(self) -> dict[str, Any] | None:
+        """What the int8 export's accuracy check measured (see ragkit.quantize), or None if there is none yet."""
+        try:
+            data = json.loads((self.export_dir / INT8_META_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def session(self):  # noqa: ANN201
         if self._session is None:

@@ -126,7 +126,7 @@ def render_info(info: dict[str, Any]) -> str:
     m = info["manifest"]
     lines = [
         f"index:    {info['path']}",
-        f"model:    {m['embedder']['spec']} ({m['embedder']['dim']} dims)",
+        f"model:    {m['embedder']['spec']} ({m['embedder']['dim']} dims" + (f", embedded with {m['embedder']['backend']})" if m["embedder"].get("backend") else ")"),
         f"chunks:   {m['counts']['chunks']} from {m['counts']['sources']} sources "
         f"(max {m['chunking']['max_tokens']} tokens, overlap {m['chunking']['overlap_turns']} turns)",
         f"created:  {m['created']} by ragkit {m['ragkit_version']}",

@@ -208,3 +208,19 @@ def test_embedder_backend_option_forces_the_query_backend(seed_index_path: Path,
     assert f"TORCH {torch_loaded} CODE 0" in result.stderr, result.stderr
     hits = json.loads(result.stdout)["hits"]
     assert len(hits) == 3 and hits[0]["chunk"]["source"] == "spotlight-on-scale-ai-alexandr-wang.txt"
+
+
+@pytest.mark.integration
+def test_index_backend_choice_is_recorded_and_shown(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "show.txt").write_text(PODCAST, encoding="utf-8")
+    for backend, expected in ((None, "onnx-int8"), ("onnx", "onnx"), ("torch", "torch")):
+        out = tmp_path / f"idx-{backend}"
+        monkeypatch.setenv("RAGKIT_EMBEDDER_BACKEND", "auto")  # the option sets this for the process; teardown restores it
+        code, _, err = run([*(["--embedder-backend", backend] if backend else []), "index", str(corpus), "-o", str(out)], capsys)
+        assert code == 0, err
+        code, text, _ = run(["info", "-i", str(out)], capsys)
+        assert code == 0 and f"(384 dims, embedded with {expected})" in text, text
+        code, text, _ = run(["info", "-i", str(out), "--json"], capsys)
+        assert json.loads(text)["manifest"]["embedder"] == {"spec": "st:all-MiniLM-L6-v2", "dim": 384, "backend": expected}
