@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -98,11 +99,12 @@ def export_time(env: dict[str, str]) -> dict[str, object]:
         "import json, time; t = time.perf_counter()\n"
         "from ragkit.onnx_embedder import OnnxEmbedder\n"
         "e = OnnxEmbedder(); p = e.ensure_export(); t1 = time.perf_counter()\n"
-        "OnnxEmbedder(quantize=True).ensure_export(); t2 = time.perf_counter()\n"
-        "print(json.dumps({'export_s': t1 - t, 'quantize_s': t2 - t1, 'meta': json.loads((p.parent / 'export.json').read_text())}))"
+        "q = OnnxEmbedder(quantize=True); q.ensure_export(); t2 = time.perf_counter()\n"
+        "print(json.dumps({'export_s': t1 - t, 'quantize_s': t2 - t1, 'meta': json.loads((p.parent / 'export.json').read_text()), 'int8': q.int8_check()}))"
     )
     wall, data = run_child(code, env)
-    return {"process_wall_s": round(wall, 2), "export_s": round(data["export_s"], 2), "quantize_s": round(data["quantize_s"], 2), "meta": data["meta"]}
+    return {"process_wall_s": round(wall, 2), "export_s": round(data["export_s"], 2), "quantize_s": round(data["quantize_s"], 2), "meta": data["meta"],
+            "int8_check": data["int8"]}
 
 
 def corpora(qmsum: Path | None) -> dict[str, list]:
@@ -133,6 +135,12 @@ def embedders() -> dict[str, object]:
     }
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process, all threads: a busy machine stretches wall time far more than this."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def interleaved(fns: dict[str, object], texts: list[str], tokens: int, rounds: int, split: bool) -> tuple[dict, dict]:
     """Time every variant round-robin (rotating who goes first) so a busy shared machine slows all of them alike.
 
@@ -143,22 +151,26 @@ def interleaved(fns: dict[str, object], texts: list[str], tokens: int, rounds: i
     for fn in fns.values():
         fn(texts[:8])  # warm-up: first-call allocations and lazy sessions stay out of the timings
     names = list(fns)
-    seconds = {n: [] for n in names}
+    seconds: dict[str, list[float]] = {n: [] for n in names}
+    cpu_seconds: dict[str, list[float]] = {n: [] for n in names}
     parts = {n: [] for n in names}
     loads = [os.getloadavg()[0]]
     for r in range(rounds):
         piece = texts[r * len(texts) // rounds : (r + 1) * len(texts) // rounds] if split else texts
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), _cpu_seconds()
             vectors = fns[name](piece)
             seconds[name].append(time.perf_counter() - started)
+            cpu_seconds[name].append(_cpu_seconds() - cpu)
             if split or r == 0:
                 parts[name].append(vectors)
         loads.append(os.getloadavg()[0])
     rows = {}
     for name in names:
         s = sum(seconds[name]) if split else statistics.median(seconds[name])
-        rows[name] = {"seconds": round(s, 2), "chunks_per_s": round(len(texts) / s, 1), "tokens_per_s": round(tokens / s)}
+        c = sum(cpu_seconds[name]) if split else statistics.median(cpu_seconds[name])
+        rows[name] = {"seconds": round(s, 2), "chunks_per_s": round(len(texts) / s, 1), "tokens_per_s": round(tokens / s),
+                      "cpu_seconds": round(c, 2), "tokens_per_cpu_s": round(tokens / c)}
     load = {"rounds": rounds, "split": split, "loadavg_1min_min_max": [round(min(loads), 2), round(max(loads), 2)]}
     return {"variants": rows, "timing": load}, {n: np.concatenate(parts[n]) for n in names}
 
@@ -226,10 +238,11 @@ def speeds(chunks_by_corpus: dict[str, list], fns: dict[str, object]) -> tuple[d
         tokens = sum(len(e.ids) for e in tokenizer.encode_batch(texts))
         print(f"  {corpus}: {len(texts)} chunks ...", file=sys.stderr, flush=True)
         big = len(texts) > 500
-        result, vectors[corpus] = interleaved(fns, texts, tokens, rounds=6 if big else 3, split=big)
-        base = result["variants"]["bare SentenceTransformer.encode"]["tokens_per_s"]
+        result, vectors[corpus] = interleaved(fns, texts, tokens, rounds=12 if big else 5, split=big)
+        bare = result["variants"]["bare SentenceTransformer.encode"]
         for row in result["variants"].values():
-            row["speedup_vs_bare"] = round(row["tokens_per_s"] / base, 2)
+            row["speedup_vs_bare"] = round(row["tokens_per_s"] / bare["tokens_per_s"], 2)
+            row["cpu_speedup_vs_bare"] = round(row["tokens_per_cpu_s"] / bare["tokens_per_cpu_s"], 2)
         results[corpus] = {"chunks": len(texts), "word_pieces": tokens, **result}
     return results, vectors
 
@@ -275,13 +288,16 @@ def render(r: dict) -> str:
         "Produced by `python eval/bench/build_speed.py`. tokens = the model's word pieces after its 256-piece truncation. "
         "The machine is shared with other jobs; the load average during each run is recorded.", "",
         "## Embedding throughput (index build)", "",
-        "Variants run round-robin in the same process (rotating which goes first), so background load hits all alike.", "",
-        "| corpus | variant | chunks/s | tokens/s | speed-up vs bare | seconds |", "|---|---|---|---|---|---|",
+        "Variants run round-robin in the same process (rotating which goes first), so background load hits all alike. "
+        "`ragkit onnx int8` (smoothed int8, see ragkit/quantize.py) is what `ragkit index` embeds with by default; "
+        "queries use `ragkit onnx fp32`. Retrieval quality of that default against sentence-transformers: eval/results/backend_quality.md.", "",
+        "tokens/CPU-s divides by the CPU time of all the process's threads: less sensitive to other jobs than wall time.", "",
+        "| corpus | variant | chunks/s | tokens/s | speed-up vs bare | seconds | tokens/CPU-s | CPU speed-up |", "|---|---|---|---|---|---|---|---|",
     ]
     for corpus, data in r["build"].items():
         for name, row in data["variants"].items():
             lines.append(f"| {corpus} ({data['chunks']} chunks, {data['word_pieces']} pieces) | {name} | {row['chunks_per_s']} | "
-                         f"{row['tokens_per_s']} | {row['speedup_vs_bare']}x | {row['seconds']} |")
+                         f"{row['tokens_per_s']} | {row['speedup_vs_bare']}x | {row['seconds']} | {row['tokens_per_cpu_s']} | {row['cpu_speedup_vs_bare']}x |")
     for corpus, data in r["build"].items():
         t = data["timing"]
         how = f"{t['rounds']} slices, times summed" if t["split"] else f"median of {t['rounds']} full passes"
@@ -289,6 +305,8 @@ def render(r: dict) -> str:
     lines += ["", "## One-time export and imports", "",
               f"- export (fresh cache, includes importing torch): {e['export_s']} s in-process, {e['process_wall_s']} s process wall; "
               f"int8 quantization {e['quantize_s']} s; fused ops {e['meta'].get('fused')}; max |onnx - torch| {e['meta']['max_abs_error']:.2g}",
+              f"- int8 accuracy check on the calibration text: cosine to fp32 mean {e['int8_check']['cosine_mean']}, min {e['int8_check']['cosine_min']} "
+              f"over {e['int8_check']['texts']} texts; passed: {e['int8_check']['passed']} (`ragkit index` builds with int8 only when it passes)",
               "- cold import, median: " + ", ".join(f"`{k}` {v} s" for k, v in r["import_s"].items()), "",
               "## Single query, cold process (median)", "",
               "| backend | process wall | load_embedder | first query | warm query | peak RSS | torch imported |", "|---|---|---|---|---|---|---|"]
