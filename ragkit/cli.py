@@ -346,12 +346,20 @@ def _root(
         raise typer.Exit()
 
 
+class _LineFormatter(logging.Formatter):
+    """`warning: ...` for problems; info records (one-time model preparation) read like the CLI's progress lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return message if record.levelno == logging.INFO else f"{record.levelname.lower()}: {message}"
+
+
 class _StderrHandler(logging.StreamHandler):
     """Library warnings as `warning: ...` lines; looks up sys.stderr each time so tests can capture it."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        self.setFormatter(_LineFormatter())
 
     @property
     def stream(self):  # noqa: ANN201
@@ -371,6 +379,10 @@ def _setup_logging() -> None:
         root.addHandler(_StderrHandler())
     if root.level == logging.NOTSET:
         root.setLevel(logging.WARNING)
+    # The one-time ONNX export and int8 copy take 20-30 s: say why the first build waits.
+    prepare = logging.getLogger("ragkit.onnx_embedder")
+    if prepare.level == logging.NOTSET:
+        prepare.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> None:

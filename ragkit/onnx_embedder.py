@@ -267,7 +267,7 @@ class OnnxEmbedder:
     def _ensure_export(self) -> Path:
         fp32 = self.export_dir / MODEL_FILE
         if not fp32.is_file():
-            log.info("exporting %s to ONNX under %s (once per model)", self.layout.path, self.export_dir)
+            log.info("preparing the embedding model: ONNX export to %s (once per model and machine, about 10 s)", self.export_dir)
             from .onnx_export import export_model
 
             meta = export_model(self.layout, fp32)
@@ -277,7 +277,7 @@ class OnnxEmbedder:
         if self.quantize and not (self.model_file.is_file() and self.int8_check() is not None):
             from .quantize import quantize_model
 
-            log.info("quantizing %s to int8 (once per model)", fp32)
+            log.info("preparing the embedding model: int8 copy for faster index builds (once per model and machine, about 10 s)")
             tmp = self.export_dir / f".{INT8_FILE}.tmp-{os.getpid()}-{time.time_ns()}"
             try:
                 check = quantize_model(self.layout, fp32, tmp)

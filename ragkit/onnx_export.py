@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,9 @@ _SAMPLES = ("A short sample.", "Speaker B: a longer sample " + "with more words 
 
 def export_model(layout: ModelLayout, target: Path) -> dict[str, Any]:
     """Export the transformer to `target` (dynamic batch and length), fuse it if possible, check it against torch."""
+    from .embedders import _quiet_hub
+
+    _quiet_hub()  # before transformers is imported: it reads these settings once
     try:
         import torch
         from transformers import AutoModel
@@ -42,7 +46,9 @@ def export_model(layout: ModelLayout, target: Path) -> dict[str, Any]:
         model = AutoModel.from_pretrained(str(layout.path), attn_implementation="eager").eval()
         wrapper = _hidden_states(model)
         args = tuple(torch.from_numpy(feed[n]) for n in _INPUTS)
-        with torch.no_grad():
+        # The tracer warns about shape-dependent branches; _best_variant checks the export against torch on three lengths.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             # Reference output first: the legacy exporter leaves the model in training mode (dropout on).
             expected = wrapper(*args).numpy()
             torch.onnx.export(

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +38,31 @@ _GELU = ("Gelu", "BiasGelu", "FastGelu")
 
 def quantize_model(layout: ModelLayout, source: Path, target: Path, texts: Sequence[str] | None = None) -> dict[str, Any]:
     """Write the smoothed int8 model of the fp32 export `source` to `target`; returns what the check measured."""
+    with _root_logger_kept_quiet():
+        try:
+            import onnx
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+        except ImportError as exc:
+            raise OnnxUnavailableError(f"int8 quantization needs the onnx package ({exc}); pip install onnx") from exc
+        return _quantize(layout, source, target, texts, onnx, QuantType, quantize_dynamic)
+
+
+@contextmanager
+def _root_logger_kept_quiet() -> Iterator[None]:
+    """onnxruntime.quantization logs to the root logger, which installs a stderr handler on first use and then
+    prints every library's debug records (bm25s logs at DEBUG); a placeholder handler prevents that."""
+    root = logging.getLogger()
+    guard = None if root.handlers else logging.NullHandler()
+    if guard:
+        root.addHandler(guard)
     try:
-        import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError as exc:
-        raise OnnxUnavailableError(f"int8 quantization needs the onnx package ({exc}); pip install onnx") from exc
+        yield
+    finally:
+        if guard:
+            root.removeHandler(guard)
+
+
+def _quantize(layout: ModelLayout, source: Path, target: Path, texts: Sequence[str] | None, onnx: Any, QuantType: Any, quantize_dynamic: Any) -> dict[str, Any]:  # noqa: ANN401, N803
     from .calibration import calibration_texts
 
     started = time.perf_counter()

@@ -224,3 +224,20 @@ def test_index_backend_choice_is_recorded_and_shown(tmp_path: Path, capsys: pyte
         assert code == 0 and f"(384 dims, embedded with {expected})" in text, text
         code, text, _ = run(["info", "-i", str(out), "--json"], capsys)
         assert json.loads(text)["manifest"]["embedder"] == {"spec": "st:all-MiniLM-L6-v2", "dim": 384, "backend": expected}
+
+
+@pytest.mark.integration
+def test_first_build_on_a_machine_says_why_it_waits_and_nothing_else(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "show.txt").write_text(PODCAST, encoding="utf-8")
+    env = {**os.environ, "RAGKIT_CACHE_DIR": str(tmp_path / "empty-cache")}
+    env.pop("RAGKIT_EMBEDDER_BACKEND", None)
+    result = ragkit_subprocess(["index", str(corpus), "-o", str(tmp_path / "idx")], tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert [ln.split(":")[0] for ln in lines if ln.startswith("preparing")] == ["preparing the embedding model"] * 2, lines
+    assert lines[0].startswith("reading ") and lines[-1] == "embedding chunks" and result.stdout.startswith("updated ")
+    # the exporter's tracer warnings, onnxruntime's root-logger warning and bm25s debug records stay out
+    assert not [ln for ln in lines if "Warning" in ln or "WARNING" in ln or "DEBUG" in ln or "Loading weights" in ln], lines
+    assert len(lines) == 4, lines  # reading, two preparing lines, embedding chunks
