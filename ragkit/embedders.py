@@ -223,8 +223,8 @@ def _st_embedder(model: str, backend: str, build: bool = False) -> Embedder:
             return int8
         onnx = OnnxEmbedder(model, quantize=backend == "onnx-int8")
         onnx.ensure_export()
-        if onnx.quantize and not (onnx.int8_check() or {}).get("passed"):
-            _warn_int8(model, str(onnx.int8_check()))
+        if onnx.quantize and not (check := onnx.int8_check() or {}).get("passed"):
+            _warn_int8(model, str(check))
         return onnx
     except (OnnxUnavailableError, MissingDependencyError) as exc:
         if backend != "auto":

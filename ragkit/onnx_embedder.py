@@ -207,6 +207,13 @@ def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarr
     return np.concatenate(parts, axis=1)
 
 
+def pooled_batch(session: Any, layout: ModelLayout, encodings: Sequence[Any]) -> np.ndarray:  # noqa: ANN401 - an onnxruntime session
+    """Pooled (not yet normalized) sentence vectors of one batch of tokenizer encodings."""
+    feed = _pad(encodings)
+    hidden = session.run(None, {i.name: feed[i.name] for i in session.get_inputs()})[0]
+    return pool(hidden, feed["attention_mask"], layout.pooling)
+
+
 def cpu_count() -> int:
     """Cores this process may run on (the affinity mask, not the machine total)."""
     try:
@@ -309,16 +316,13 @@ class OnnxEmbedder:
         if not texts:
             return out
         session = self.session()
-        names = [i.name for i in session.get_inputs()]
         encodings = layout_tokenizer(self.layout).encode_batch([self._prepare(t) for t in texts])
         # Sorting by word-piece count (not characters) and small batches keep padding near zero.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids), reverse=True)
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
         def run(batch: list[int]) -> tuple[list[int], np.ndarray]:
-            feed = _pad([encodings[i] for i in batch])
-            hidden = session.run(None, {n: feed[n] for n in names})[0]
-            return batch, pool(hidden, feed["attention_mask"], self.layout.pooling)
+            return batch, pooled_batch(session, self.layout, [encodings[i] for i in batch])
 
         done = 0
         for batch, vectors in self._map(run, batches):

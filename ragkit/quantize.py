@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .onnx_embedder import ModelLayout, OnnxUnavailableError, _pad, layout_tokenizer, new_session, pool
+from .onnx_embedder import ModelLayout, OnnxUnavailableError, _pad, layout_tokenizer, new_session, pooled_batch
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,12 +39,7 @@ _GELU = ("Gelu", "BiasGelu", "FastGelu")
 def quantize_model(layout: ModelLayout, source: Path, target: Path, texts: Sequence[str] | None = None) -> dict[str, Any]:
     """Write the smoothed int8 model of the fp32 export `source` to `target`; returns what the check measured."""
     with _root_logger_kept_quiet():
-        try:
-            import onnx
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-        except ImportError as exc:
-            raise OnnxUnavailableError(f"int8 quantization needs the onnx package ({exc}); pip install onnx") from exc
-        return _quantize(layout, source, target, texts, onnx, QuantType, quantize_dynamic)
+        return _quantize(layout, source, target, texts)
 
 
 @contextmanager
@@ -62,7 +57,12 @@ def _root_logger_kept_quiet() -> Iterator[None]:
             root.removeHandler(guard)
 
 
-def _quantize(layout: ModelLayout, source: Path, target: Path, texts: Sequence[str] | None, onnx: Any, QuantType: Any, quantize_dynamic: Any) -> dict[str, Any]:  # noqa: ANN401, N803
+def _quantize(layout: ModelLayout, source: Path, target: Path, texts: Sequence[str] | None) -> dict[str, Any]:
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise OnnxUnavailableError(f"int8 quantization needs the onnx package ({exc}); pip install onnx") from exc
     from .calibration import calibration_texts
 
     started = time.perf_counter()
@@ -189,11 +189,7 @@ def accuracy(layout: ModelLayout, fp32: Path, int8: Path, texts: Sequence[str]) 
     vectors = []
     for path, batch in ((fp32, 8), (int8, 1)):  # int8 runs one text per batch, as OnnxEmbedder does
         session = new_session(path, 1)
-        names = [i.name for i in session.get_inputs()]
-        parts = []
-        for start in range(0, len(encodings), batch):
-            feed = _pad(encodings[start : start + batch])
-            parts.append(pool(session.run(None, {n: feed[n] for n in names})[0], feed["attention_mask"], layout.pooling))
+        parts = [pooled_batch(session, layout, encodings[i : i + batch]) for i in range(0, len(encodings), batch)]
         vectors.append(_normalize(np.concatenate(parts)))
     cosine = (vectors[0] * vectors[1]).sum(axis=1)
     mean, low = round(float(cosine.mean()), 6), round(float(cosine.min()), 6)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from ragkit.calibration import PASSAGES, calibration_texts
@@ -85,8 +84,7 @@ def test_calibration_text_mixes_short_passages_and_chunk_length_ones() -> None:
     assert len(set(texts)) == len(texts)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((4, 16), np.float32)])
-def test_all_zero_activations_do_not_divide_by_zero(bad: np.ndarray) -> None:
+def test_all_zero_activations_do_not_divide_by_zero() -> None:
     w = np.random.default_rng(4).normal(size=(16, 8)).astype(np.float32)
-    alpha, s = _best_scale(bad, w)
+    alpha, s = _best_scale(np.zeros((4, 16), np.float32), w)
     assert s is None or np.all(np.isfinite(s))
