@@ -26,6 +26,7 @@ DEFAULT_EMBEDDER = f"st:{DEFAULT_MODEL}"
 # ~0.999 of them. "auto" builds indexes with onnx-int8 when its export passed its accuracy check (about 1.4x
 # faster than fp32 ONNX) and embeds queries with fp32 ONNX, so a query needs no int8 export.
 BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
+INT8_BACKEND = "onnx-int8"
 BACKEND_ENV = "RAGKIT_EMBEDDER_BACKEND"
 _BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
@@ -221,7 +222,7 @@ def _st_embedder(model: str, backend: str, build: bool = False) -> Embedder:
     try:
         if backend == "auto" and build and (int8 := _checked_int8(model)) is not None:
             return int8
-        onnx = OnnxEmbedder(model, quantize=backend == "onnx-int8")
+        onnx = OnnxEmbedder(model, quantize=backend == INT8_BACKEND)
         onnx.ensure_export()
         if onnx.quantize and not (check := onnx.int8_check() or {}).get("passed"):
             _warn_int8(model, str(check))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .chunking import ChunkSettings, chunk_corpus
 from .datatypes import Chunk, Document
 from .diskio import clean_leftovers, recover, resolve_index, writable_target
-from .embedders import DEFAULT_EMBEDDER, Embedder, load_embedder
+from .embedders import DEFAULT_EMBEDDER, INT8_BACKEND, Embedder, load_embedder
 from .errors import MissingIndexError, RagkitError
 from .index import MANIFEST, Index, canonical_spec, make_manifest, query_embedder
 from .lock import index_lock
@@ -118,14 +118,29 @@ def apply_plan(
     """The new in-memory index: reused vectors where the text is known, fresh embeddings for the rest."""
     import numpy as np
 
-    emb = load_embedder(embedder, build=True)
+    reused = previous.manifest["embedder"].get("backend") if plan.reuse and previous else None
+    # Under "auto", new chunks join reused vectors at the same precision: int8 only beside int8 (an index from
+    # before int8 builds records no backend and holds fp32 vectors).
+    emb = load_embedder(embedder, build=not plan.reuse or reused == INT8_BACKEND)
     dim = int(previous.manifest["embedder"]["dim"]) if plan.reuse and previous else int(emb.dim)
     fresh = emb.embed(plan.missing, progress=progress) if plan.missing else np.zeros((0, dim), np.float32)
     if fresh.shape[1] != dim:
         raise RagkitError(f"embedder {emb.spec!r} now gives {fresh.shape[1]}-dim vectors but the index holds {dim}-dim ones; rebuild with `ragkit index --force`")
     vectors = _assemble(plan, previous.store.vectors() if plan.reuse and previous else None, fresh, dim)
-    manifest = make_manifest(documents, plan.chunks, emb.spec, dim, settings, corpus, getattr(emb, "backend", None))
+    backend = getattr(emb, "backend", None)
+    if plan.reuse:
+        backend = merged_backend(reused, backend) if plan.missing else reused
+    manifest = make_manifest(documents, plan.chunks, emb.spec, dim, settings, corpus, backend)
     return Index(plan.chunks, FaissStore.from_vectors(vectors), documents, manifest, query_embedder(embedder, emb))
+
+
+def merged_backend(reused: str | None, new: str | None) -> str | None:
+    """The manifest's backend once `new` vectors join `reused` ones: `new`, or "a+b" when a forced --embedder-backend
+    put int8 and fp32 vectors side by side (an index from before the field records none and holds fp32)."""
+    kinds = reused.split("+") if reused else [None]
+    if all((kind == INT8_BACKEND) == (new == INT8_BACKEND) for kind in kinds):
+        return new
+    return "+".join(dict.fromkeys([*(kind or "fp32" for kind in kinds), new or "fp32"]))
 
 
 def _assemble(plan: Plan, old: np.ndarray | None, fresh: np.ndarray, dim: int) -> np.ndarray:

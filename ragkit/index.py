@@ -280,7 +280,8 @@ def make_manifest(
         "format_version": FORMAT_VERSION,
         "ragkit_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        # backend: what embedded this build's new chunks (onnx, onnx-int8, torch); informational, never checked.
+        # backend: what embedded the vectors (onnx, onnx-int8, torch; "a+b" when a forced backend mixed int8 and fp32
+        # in an incremental update); informational, never checked.
         "embedder": {"spec": canonical_spec(spec), "dim": int(dim), **({"backend": backend} if backend else {})},
         "chunking": asdict(settings),
         "corpus": [str(Path(p).resolve()) for p in corpus],

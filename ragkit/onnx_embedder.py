@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .embedders import DEFAULT_MODEL, Progress, _normalize, model_tokenizer, resolve_model
+from .embedders import DEFAULT_MODEL, INT8_BACKEND, Progress, _normalize, model_tokenizer, resolve_model
 from .errors import EmbedderError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ class OnnxEmbedder:
         # neighbours, and it is closer to fp32 (mean cosine 0.9994 against 0.9990 at batch 8) and 9% faster.
         self.batch_size = batch_size or (1 if quantize else 2)
         self.quantize = quantize
-        self.backend = "onnx-int8" if quantize else "onnx"
+        self.backend = INT8_BACKEND if quantize else "onnx"
         self.layout = read_layout(local_model_dir(model))
         self.dim = self.layout.dim
         self.cache_root = Path(cache_dir) / "onnx" if cache_dir else cache_root()

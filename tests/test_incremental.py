@@ -19,7 +19,7 @@ from ragkit import incremental
 from ragkit.cli import main
 from ragkit.datatypes import Chunk
 from ragkit.embedders import HashEmbedder
-from ragkit.incremental import diff_chunks, update_index
+from ragkit.incremental import diff_chunks, merged_backend, update_index
 from ragkit.index import Index
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,3 +252,15 @@ def test_real_model_update_after_editing_a_seed_equals_a_full_rebuild(tmp_path: 
     assert sorted(texts) == sorted({c.text for c in Index.load(target).chunks} - {c.text for c in old.chunks})
     index_json([str(corpus), "-o", str(tmp_path / "full")], capsys)
     assert_same_index(Index.load(target), Index.load(tmp_path / "full"), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("reused", "new", "recorded"),
+    [
+        ("onnx", "onnx", "onnx"), ("torch", "onnx", "onnx"), (None, "onnx", "onnx"), ("onnx-int8", "onnx-int8", "onnx-int8"),
+        (None, None, None), ("onnx", "onnx-int8", "onnx+onnx-int8"), (None, "onnx-int8", "fp32+onnx-int8"),
+        ("onnx-int8", "torch", "onnx-int8+torch"), ("onnx-int8+onnx", "onnx", "onnx-int8+onnx"), ("onnx-int8+onnx", "onnx-int8", "onnx-int8+onnx"),
+    ],
+)
+def test_the_manifest_names_every_precision_an_update_mixed(reused: str | None, new: str | None, recorded: str | None) -> None:
+    assert merged_backend(reused, new) == recorded

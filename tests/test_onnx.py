@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ragkit.calibration import calibration_texts
-from ragkit.embedders import SentenceTransformerEmbedder, bundled_model_path, ensure_onnx_export, load_embedder
+from ragkit.embedders import BACKEND_ENV, SentenceTransformerEmbedder, bundled_model_path, ensure_onnx_export, load_embedder
 from ragkit.errors import UsageError
 from ragkit.onnx_embedder import (
     INT8_FILE,
@@ -319,6 +319,31 @@ def test_builds_use_int8_when_its_check_passed_and_queries_use_fp32(onnx: OnnxEm
     finally:
         meta.write_bytes(saved)
     assert Index.build(docs[:1], embedder="st:all-MiniLM-L6-v2").manifest["embedder"]["backend"] == "onnx-int8"
+
+
+@pytest.mark.integration
+def test_updates_embed_new_chunks_at_the_precision_of_the_reused_vectors(onnx: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragkit import Index, read_corpus
+    from ragkit.incremental import update_index
+
+    docs = read_corpus(ROOT / "seeds")
+    assert len(docs) == 2
+    monkeypatch.setenv(BACKEND_ENV, "onnx")
+    fp32 = Index.build(docs[:1])  # like an index built before builds used int8
+    monkeypatch.delenv(BACKEND_ENV)
+    updated, report = update_index(fp32, docs)
+    assert report.unchanged > 0 and report.embedded > 0 and not report.full
+    assert updated.manifest["embedder"]["backend"] == "onnx"
+    np.testing.assert_allclose(updated.store.vectors(), Index.build(docs, embedder=onnx).store.vectors(), atol=1e-5)
+
+    int8 = Index.build(docs[:1])
+    assert int8.manifest["embedder"]["backend"] == "onnx-int8"
+    updated, _ = update_index(int8, docs)
+    assert updated.manifest["embedder"]["backend"] == "onnx-int8"
+    np.testing.assert_allclose(updated.store.vectors(), Index.build(docs).store.vectors(), atol=1e-5)
+
+    monkeypatch.setenv(BACKEND_ENV, "onnx-int8")  # forcing the other precision mixes them, and the manifest says so
+    assert update_index(fp32, docs)[0].manifest["embedder"]["backend"] == "onnx+onnx-int8"
 
 
 @pytest.mark.integration
