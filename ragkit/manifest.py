@@ -50,6 +50,8 @@ def check_shape(manifest: dict[str, Any], path: Path) -> None:
     emb = manifest["embedder"]
     if not isinstance(emb.get("spec"), str) or not _is_count(emb.get("dim"), 1):
         raise corrupt(f"{path} has no valid embedder spec and dim")
+    if not isinstance(emb.get("backend", ""), str):
+        raise corrupt(f"{path} has an embedder backend that is not a name")
     if not all(_is_count(manifest["counts"].get(k)) for k in ("chunks", "sources", "vectors")):
         raise corrupt(f"{path} has no valid chunk, source and vector counts")
     for name in DATA_FILES:

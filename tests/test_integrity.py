@@ -173,6 +173,7 @@ def _mutations() -> dict[str, tuple[Callable[[Path, Path], None], bool]]:
     out["chunk-missing-chunk-count-updated"] = (lambda f, o: _drop_last_chunk(f, ("chunks",)), True)
     out["chunk-missing-all-counts-updated"] = (lambda f, o: _drop_last_chunk(f, ("chunks", "vectors")), True)
     out["manifest-wrong-shape"] = (lambda f, o: _forge(f, lambda m: m["embedder"].update(dim="384")), True)
+    out["manifest-backend-not-a-name"] = (lambda f, o: _forge(f, lambda m: m["embedder"].update(backend=["onnx"])), True)
     out["manifest-lists-no-vectors"] = (lambda f, o: _forge(f, lambda m: m["files"].pop("vectors.faiss")), True)
     return out
 
