@@ -220,18 +220,20 @@ def _st_embedder(model: str, backend: str, build: bool = False) -> Embedder:
     from .onnx_embedder import OnnxEmbedder, OnnxUnavailableError
 
     try:
-        if backend == "auto" and build and (int8 := _checked_int8(model)) is not None:
-            return int8
         onnx = OnnxEmbedder(model, quantize=backend == INT8_BACKEND)
         onnx.ensure_export()
-        if onnx.quantize and not (check := onnx.int8_check() or {}).get("passed"):
-            _warn_int8(model, str(check))
-        return onnx
     except (OnnxUnavailableError, MissingDependencyError) as exc:
         if backend != "auto":
             raise
         _warn_fallback(model, str(exc))
         return SentenceTransformerEmbedder(model)
+    if backend == "auto" and build:
+        # After the fp32 export, so a model that cannot be exported is tried once, not once per precision.
+        int8 = _checked_int8(model)
+        return onnx if int8 is None else int8
+    if onnx.quantize and not (check := onnx.int8_check() or {}).get("passed"):
+        _warn_int8(model, str(check))
+    return onnx
 
 
 def _checked_int8(model: str) -> Embedder | None:

@@ -164,6 +164,23 @@ def test_unexportable_model_falls_back_with_one_warning(tmp_path: Path, monkeypa
         load_embedder(f"st:{folder}", backend="onnx")
 
 
+def test_a_failed_export_is_tried_once_per_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import ragkit.onnx_export
+
+    monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+
+    def failing_export(layout, target):  # noqa: ANN001, ANN202
+        calls.append(target)
+        raise OnnxUnavailableError("export check failed: outputs differ from torch")
+
+    monkeypatch.setattr(ragkit.onnx_export, "export_model", failing_export)
+    with caplog.at_level(logging.WARNING, logger="ragkit"):
+        emb = load_embedder("st:all-MiniLM-L6-v2", build=True)
+    assert isinstance(emb, SentenceTransformerEmbedder)
+    assert len(calls) == 1 and "outputs differ" in caplog.text
+
+
 def test_forced_onnx_without_a_local_model_says_how_to_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(OnnxUnavailableError, match="st:PATH"):
