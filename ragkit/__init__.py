@@ -29,9 +29,9 @@ _LAZY = {
     "Index": "index",
     "ChunkSettings": "chunking",
     "ask": "answer",
-    "load_embedder": "embedders",
-    "read_corpus": "transcripts",
-    "read_document": "transcripts",
+    "load_embedder": "embed",
+    "read_corpus": "readers",
+    "read_document": "readers",
 }
 
 

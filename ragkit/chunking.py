@@ -92,7 +92,7 @@ def _fold(text: str) -> str:
 def turn_content(turn: Turn, start: int | None = None, end: int | None = None) -> str:
     """The spoken text of a turn (or of its source range [start, end)), whitespace folded, markup dropped."""
     if turn.parts:  # subtitle cues and escaped JSON values: only the parts are spoken text
-        from .subtitles import turn_content as content_of_parts
+        from .readers.subtitles import turn_content as content_of_parts
 
         return content_of_parts(turn, start, end)
     lo = 0 if start is None else start - turn.char_start
@@ -193,7 +193,7 @@ def _make_chunk(doc: Document, first: int, last: int, text: str, piece: int = 0,
     char_start, char_end = span or (turns[0].char_start, turns[-1].char_end)
     start, end = turns[0].start, _end_time(doc, last)
     if span and turns[0].part_times:  # a piece of a long subtitle turn: when its own cues were spoken
-        from .subtitles import span_times
+        from .readers.subtitles import span_times
 
         start, end = span_times(turns[0], *span)
     return Chunk(

@@ -116,3 +116,12 @@ class Answer:
 def to_dict(record: Any) -> dict[str, Any]:
     """The JSON form of any record above."""
     return asdict(record)
+
+
+def format_time(seconds: float | None) -> str:
+    """`h:mm:ss`, e.g. `0:01:54` or `1:02:03`; empty when the time is unknown."""
+    if seconds is None:
+        return ""
+    h, rem = divmod(int(seconds), 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}"

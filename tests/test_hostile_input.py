@@ -16,8 +16,8 @@ import ragkit
 from ragkit.chunking import ChunkSettings, TokenCounter, chunk_document, tiktoken_counter, word_counter
 from ragkit.datatypes import Chunk, Document, Turn
 from ragkit.errors import CorpusError
-from ragkit.text_formats import _CHAT, _CONTINUE, _HEADER, _HEADING_MD, _front_matter, _is_heading_like, _Lines
-from ragkit.transcripts import decode_bytes, read_chat, read_corpus, read_document, read_podcast, read_prose
+from ragkit.readers.corpus import decode_bytes, read_chat, read_corpus, read_document, read_podcast, read_prose
+from ragkit.readers.text_formats import _CHAT, _CONTINUE, _HEADER, _HEADING_MD, _front_matter, _is_heading_like, _Lines
 
 CheckChunks = Callable[[Document, Sequence[Chunk], TokenCounter, int], None]
 ACCENTED = PODCAST.replace("Maya Chen", "Maÿa Chén").replace("compost", "compost — “naïve” café")

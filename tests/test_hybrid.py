@@ -14,8 +14,8 @@ from ragkit.answer import ask, verify_citations
 from ragkit.chunking import ChunkSettings, turn_line
 from ragkit.cli import main
 from ragkit.errors import UsageError
-from ragkit.hybrid import SearchOptions, SpeakerMatcher, fuse, retriever, search_options
-from ragkit.index import Index
+from ragkit.index.core import Index
+from ragkit.search import SearchOptions, SpeakerMatcher, fuse, retriever, search_options
 
 MEETING = """\
 Grad B: we should fix the belief net structure first before anything else
@@ -167,7 +167,7 @@ def test_filters_still_apply(index: Index) -> None:
 
 def test_source_weight_prefers_the_source_the_question_is_about(index: Index) -> None:
     question = "tomato garden compost for the kitchen"  # one meeting turn mentions the kitchen
-    lexical = index.lexical.sources.scores(ragkit.lexical.query_terms(question))
+    lexical = index.lexical.sources.scores(ragkit.storage.lexical.query_terms(question))
     assert index.lexical.names[int(lexical.argmax())] == "garden.txt"
     with_source = index.search(question, k=3, budget=0, source_weight=1.0)
     assert [h.chunk.source for h in with_source][:2] == ["garden.txt", "garden.txt"]
@@ -265,8 +265,8 @@ def test_cli_search_and_ask_take_mode_weight_budget(index: Index, tmp_path: Path
 
 @pytest.mark.integration
 def test_qmsum_meetings_hybrid_and_assembly_beat_dense() -> None:
-    from ragkit.evaluate import cached_counter, count_relevant, ranked, score_ranking, summarize
-    from ragkit.qmsum import meeting_gold, read_meetings
+    from ragkit.evaluation import cached_counter, count_relevant, ranked, score_ranking, summarize
+    from ragkit.evaluation.qmsum import meeting_gold, read_meetings
 
     if not QMSUM_TEST.is_dir():
         pytest.fail(f"{QMSUM_TEST} is missing; the QMSum test split is needed for this test")

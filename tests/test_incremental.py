@@ -15,12 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ragkit
-from ragkit import incremental
 from ragkit.cli import main
 from ragkit.datatypes import Chunk
-from ragkit.embedders import HashEmbedder
-from ragkit.incremental import diff_chunks, merged_backend, update_index
-from ragkit.index import Index
+from ragkit.embed import HashEmbedder
+from ragkit.index import update as incremental
+from ragkit.index.core import Index
+from ragkit.index.update import diff_chunks, merged_backend, update_index
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "data compute model tomato garden river budget design sound light vector search answer meeting water sun".split()

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import ragkit
-from ragkit import diskio
 from ragkit.errors import EmbedderMismatchError, IndexLockedError, MissingIndexError, RagkitError
-from ragkit.index import Index
-from ragkit.lexical import FILES as LEXICAL_FILES
-from ragkit.lock import index_lock, lock_path
+from ragkit.index.core import Index
+from ragkit.storage import diskio
+from ragkit.storage.lexical import FILES as LEXICAL_FILES
+from ragkit.storage.lock import index_lock, lock_path
 
 WORDS = "data compute model tomato garden river budget design sound light vector search answer meeting water sun".split()
 
@@ -195,7 +195,7 @@ def test_save_refuses_while_another_process_holds_the_lock(tmp_path: Path) -> No
 
 def test_embedder_mismatch_names_both_and_never_searches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     build(write_corpus(tmp_path / "c", 2), dim=256).save(tmp_path / "idx")
-    monkeypatch.setattr("ragkit.store.FaissStore.search", lambda *a, **k: pytest.fail("search ran"))
+    monkeypatch.setattr("ragkit.storage.vectors.FaissStore.search", lambda *a, **k: pytest.fail("search ran"))
     with pytest.raises(EmbedderMismatchError) as exc:
         Index.load(tmp_path / "idx", embedder="hash:128").search("tomato")
     assert "'hash:256' (256 dims)" in str(exc.value) and "'hash:128'" in str(exc.value)
@@ -216,7 +216,7 @@ class OddDimEmbedder:
 
 def test_same_spec_other_dimension_names_both_dims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     build(write_corpus(tmp_path / "c", 2), dim=256).save(tmp_path / "idx")
-    monkeypatch.setattr("ragkit.store.FaissStore.search", lambda *a, **k: pytest.fail("search ran"))
+    monkeypatch.setattr("ragkit.storage.vectors.FaissStore.search", lambda *a, **k: pytest.fail("search ran"))
     index = Index.load(tmp_path / "idx", embedder=OddDimEmbedder())
     with pytest.raises(EmbedderMismatchError, match=r"\(256 dims\).*gives 128 dims"):
         index.search("tomato")

@@ -25,7 +25,7 @@ import pytest
 import ragkit
 from ragkit.cli import main
 from ragkit.errors import EmbedderMismatchError, IndexFormatError
-from ragkit.index import Index
+from ragkit.index.core import Index
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "data compute model tomato garden river budget design sound light vector search answer meeting water sun".split()
@@ -244,7 +244,7 @@ def test_dangling_link_is_corrupt(index_dir: Path) -> None:
 
 
 def test_newer_format_version_names_both_versions(index_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from ragkit.manifest import FORMAT_VERSION
+    from ragkit.storage.manifest import FORMAT_VERSION
 
     newer = FORMAT_VERSION + 1
     _forge(index_dir.resolve(), lambda m: m.update(format_version=newer))
@@ -259,7 +259,7 @@ def test_newer_format_version_names_both_versions(index_dir: Path, capsys: pytes
 
 @pytest.mark.parametrize("spec", ["hash:128", "st:paraphrase-MiniLM-L3-v2", "all-MiniLM-L6-v2"])
 def test_query_with_another_embedder_fails_and_names_both(index_dir: Path, spec: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ragkit.store.FaissStore.search", lambda *a, **k: pytest.fail("search ran"))
+    monkeypatch.setattr("ragkit.storage.vectors.FaissStore.search", lambda *a, **k: pytest.fail("search ran"))
     code, out, err = run(["search", "tomato", "-i", str(index_dir), "-e", spec], capsys)
     assert code == 1 and not out
     assert "'hash:64' (64 dims)" in err and repr(spec) in err, err
@@ -281,7 +281,7 @@ def test_real_model_index_refuses_a_hash_query_of_the_same_dimension(tmp_path: P
 
 GATED = '''
 import os, time
-from ragkit.embedders import HashEmbedder
+from ragkit.embed import HashEmbedder
 
 class Gated(HashEmbedder):
     """Blocks in embed() until the test opens the gate, so two runs overlap for sure."""

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from ragkit.chunking import chunk_corpus
-from ragkit.embedders import HashEmbedder, load_embedder
-from ragkit.index import Index
+from ragkit.embed import HashEmbedder, load_embedder
+from ragkit.index.core import Index
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "ragkit.cli"]
@@ -109,7 +109,7 @@ def test_sigkill_at_random_moments_leaves_the_old_or_the_new_index(tmp_path: Pat
 
 INJECT = r"""
 import atexit, os, signal, sys
-from ragkit import diskio, lock
+from ragkit.storage import diskio, lock
 
 STEP, CALLS = int(os.environ["KILL_AT_STEP"]), 0
 WATCHED = {"open", "write", "pwrite", "fsync", "close", "ftruncate", "rename", "replace", "symlink", "mkdir", "unlink", "rmdir"}
@@ -208,7 +208,7 @@ def test_sigkill_during_a_real_model_build(tmp_path: Path) -> None:
 READER = r"""
 import json, logging, sys
 from pathlib import Path
-from ragkit.index import Index
+from ragkit.index.core import Index
 
 target, stop, expected = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
 retries = []
@@ -219,8 +219,8 @@ class Retries(logging.Handler):
         retries.append(record.getMessage())
 
 
-logging.getLogger("ragkit.index").addHandler(Retries())
-logging.getLogger("ragkit.index").setLevel(logging.DEBUG)
+logging.getLogger("ragkit.index.core").addHandler(Retries())
+logging.getLogger("ragkit.index.core").setLevel(logging.DEBUG)
 seen, errors, loads = {}, [], 0
 while not stop.exists() or loads == 0:
     try:
@@ -237,7 +237,7 @@ print(json.dumps({"loads": loads, "seen": seen, "errors": errors[:5], "error_cou
 
 WRITER = r"""
 import sys
-from ragkit.incremental import refresh
+from ragkit.index.update import refresh
 
 target, a, b, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 for i in range(rounds):

@@ -14,8 +14,8 @@ import pytest
 import ragkit
 from ragkit.datatypes import Chunk
 from ragkit.errors import IndexFormatError
-from ragkit.index import Index
-from ragkit.lexical import FILES, Bm25, LexicalIndex, query_terms, terms, tokenize
+from ragkit.index.core import Index
+from ragkit.storage.lexical import FILES, Bm25, LexicalIndex, query_terms, terms, tokenize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,7 @@ def test_an_index_without_lexical_files_builds_them_on_first_use(meeting_index: 
 
 def test_query_process_needs_neither_bm25s_nor_scipy(meeting_index: Path) -> None:
     code = (
-        "import sys; from ragkit.index import Index\n"
+        "import sys; from ragkit.index.core import Index\n"
         f"hits = Index.load({str(meeting_index)!r}).search('belief net layers', k=1, mode='lexical')\n"
         "print(hits[0].chunk.first_turn, 'bm25s' in sys.modules, 'scipy' in sys.modules)\n"
     )

@@ -15,13 +15,13 @@ import pytest
 from llm_server import ChatServer, Received, Reply
 
 import ragkit
-from ragkit import cli
 from ragkit.answer import verify_citations
-from ragkit.chat import resolve_settings
+from ragkit.answer.llm import LLMAnswerer, LLMError, build_messages, check_markers, message_tokens
+from ragkit.answer.llm_client import resolve_settings
 from ragkit.chunking import ChunkSettings, tiktoken_counter
+from ragkit.cli import typer_app as cli
+from ragkit.datatypes import format_time
 from ragkit.errors import MissingDependencyError, UsageError
-from ragkit.llm import LLMAnswerer, LLMError, build_messages, check_markers, message_tokens
-from ragkit.render import format_time
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 KEY = "sk-MARKER-7f3c9e1d-do-not-print"

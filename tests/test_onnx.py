@@ -15,15 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragkit.calibration import calibration_texts
-from ragkit.embedders import BACKEND_ENV, SentenceTransformerEmbedder, bundled_model_path, ensure_onnx_export, load_embedder
-from ragkit.errors import UsageError
-from ragkit.onnx_embedder import (
+from ragkit.embed import BACKEND_ENV, SentenceTransformerEmbedder, bundled_model_path, ensure_onnx_export, load_embedder
+from ragkit.embed.calibration import calibration_texts
+from ragkit.embed.onnx_embedder import OnnxEmbedder
+from ragkit.embed.onnx_model import (
     INT8_FILE,
     INT8_META_FILE,
     META_FILE,
     MODEL_FILE,
-    OnnxEmbedder,
     OnnxUnavailableError,
     cache_root,
     model_digest,
@@ -31,6 +30,7 @@ from ragkit.onnx_embedder import (
     pool,
     read_layout,
 )
+from ragkit.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 QMSUM = Path("/work/shared/datasets/qmsum/test")
@@ -165,7 +165,7 @@ def test_unexportable_model_falls_back_with_one_warning(tmp_path: Path, monkeypa
 
 
 def test_a_failed_export_is_tried_once_per_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    import ragkit.onnx_export
+    import ragkit.embed.onnx_export
 
     monkeypatch.setenv("RAGKIT_CACHE_DIR", str(tmp_path / "cache"))
     calls = []
@@ -174,7 +174,7 @@ def test_a_failed_export_is_tried_once_per_build(tmp_path: Path, monkeypatch: py
         calls.append(target)
         raise OnnxUnavailableError("export check failed: outputs differ from torch")
 
-    monkeypatch.setattr(ragkit.onnx_export, "export_model", failing_export)
+    monkeypatch.setattr(ragkit.embed.onnx_export, "export_model", failing_export)
     with caplog.at_level(logging.WARNING, logger="ragkit"):
         emb = load_embedder("st:all-MiniLM-L6-v2", build=True)
     assert isinstance(emb, SentenceTransformerEmbedder)
@@ -241,7 +241,7 @@ def test_onnx_vectors_equal_sentence_transformers(onnx: OnnxEmbedder, st_model) 
 def test_query_process_never_imports_torch(onnx: OnnxEmbedder, onnx_cache: Path) -> None:
     code = (
         "import json, sys\n"
-        "from ragkit.embedders import load_embedder\n"
+        "from ragkit.embed import load_embedder\n"
         "emb = load_embedder('st:all-MiniLM-L6-v2')\n"
         "vec = emb.embed(['why is data the bottleneck?'])[0]\n"
         "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules)\n"
@@ -297,7 +297,7 @@ def test_int8_model_is_close_to_fp32_and_records_its_check(onnx: OnnxEmbedder, o
 def test_smoothing_the_real_model_leaves_fp32_outputs_unchanged(onnx: OnnxEmbedder, tmp_path: Path) -> None:
     import onnx as onnx_lib
 
-    from ragkit.quantize import calibrate, smooth
+    from ragkit.embed.quantize import calibrate, smooth
 
     model = onnx_lib.load(str(onnx.model_file))
     keep_fp32, alphas = smooth(model, calibrate(onnx.layout, model, calibration_texts()[:6]))
@@ -341,7 +341,7 @@ def test_builds_use_int8_when_its_check_passed_and_queries_use_fp32(onnx: OnnxEm
 @pytest.mark.integration
 def test_updates_embed_new_chunks_at_the_precision_of_the_reused_vectors(onnx: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
     from ragkit import Index, read_corpus
-    from ragkit.incremental import update_index
+    from ragkit.index.update import update_index
 
     docs = read_corpus(ROOT / "seeds")
     assert len(docs) == 2

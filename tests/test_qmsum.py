@@ -11,9 +11,9 @@ import pytest
 
 from ragkit.chunking import ChunkSettings
 from ragkit.errors import CorpusError, UsageError
-from ragkit.gold import GoldError
-from ragkit.qmsum import meeting_gold, parse_settings, read_meetings, render_qmsum, run_qmsum
-from ragkit.transcripts import read_document
+from ragkit.evaluation.gold import GoldError
+from ragkit.evaluation.qmsum import meeting_gold, parse_settings, read_meetings, render_qmsum, run_qmsum
+from ragkit.readers.corpus import read_document
 
 QMSUM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "qmsum" / "test"
 SMALL = ChunkSettings(max_tokens=16, tokenizer="words")  # every synthetic turn (>= 9 words) is its own chunk
@@ -122,7 +122,7 @@ def test_run_qmsum_both_settings(meetings: Path) -> None:
 
 
 def test_run_qmsum_pluggable_search(meetings: Path) -> None:
-    from ragkit.qmsum import dense_search
+    from ragkit.evaluation.qmsum import dense_search
 
     scopes: list[str | None] = []
 

@@ -7,8 +7,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from ragkit.calibration import PASSAGES, calibration_texts
-from ragkit.quantize import _best_scale, _quantize_activations, _quantize_weights, _relative_error, smooth
+from ragkit.embed.calibration import PASSAGES, calibration_texts
+from ragkit.embed.quantize import _best_scale, _quantize_activations, _quantize_weights, _relative_error, smooth
 
 
 def _graph(w1: np.ndarray, w2: np.ndarray) -> onnx.ModelProto:

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 import ragkit
 from ragkit.datatypes import Document, Turn
 from ragkit.errors import TranscriptError
-from ragkit.speakers import MAX_UNLABELED_WORDS, accepted_labels, prefix_label
-from ragkit.subtitles import clean_text, span_times, turn_content, turn_parts
-from ragkit.transcripts import read_corpus, read_document
+from ragkit.readers.corpus import read_corpus, read_document
+from ragkit.readers.speakers import MAX_UNLABELED_WORDS, accepted_labels, prefix_label
+from ragkit.readers.subtitles import clean_text, span_times, turn_content, turn_parts
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
 GOOD = ["voices.vtt", "rolling.vtt", "labels.srt", "diarized.srt", "plain.srt", "whisperx.json", "faster_whisper.json", "turns.json"]

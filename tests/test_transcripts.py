@@ -12,7 +12,7 @@ from conftest import QMSUM_TEST, SEEDS
 from ragkit.chunking import chunk_document, turn_content, word_counter
 from ragkit.datatypes import Document
 from ragkit.errors import TranscriptError
-from ragkit.transcripts import detect_format, read_chat, read_document, read_podcast, read_prose
+from ragkit.readers.corpus import detect_format, read_chat, read_document, read_podcast, read_prose
 
 Check = Callable[[Document], None]
 

@@ -50,9 +50,9 @@ def calibration_draw(k: int, tmp: Path) -> tuple[Path, dict[str, object]]:
     """A cache folder whose int8 export is calibrated on the passages joined in the k-th seeded order."""
     import numpy as np
 
-    from ragkit.calibration import PASSAGES
-    from ragkit.onnx_embedder import INT8_FILE, INT8_META_FILE, META_FILE, MODEL_FILE, OnnxEmbedder
-    from ragkit.quantize import quantize_model
+    from ragkit.embed.calibration import PASSAGES
+    from ragkit.embed.onnx_embedder import INT8_FILE, INT8_META_FILE, META_FILE, MODEL_FILE, OnnxEmbedder
+    from ragkit.embed.quantize import quantize_model
 
     source = OnnxEmbedder()
     source.ensure_export()

@@ -69,7 +69,7 @@ def import_times(env: dict[str, str], runs: int) -> dict[str, float]:
 QUERY_CHILD = """
 import json, resource, sys, time
 t0 = time.perf_counter()
-from ragkit.embedders import load_embedder
+from ragkit.embed import load_embedder
 emb = load_embedder('st:all-MiniLM-L6-v2', backend=sys.argv[1] if len(sys.argv) > 1 else '{backend}')
 t1 = time.perf_counter()
 emb.embed([{query!r}])
@@ -97,7 +97,7 @@ def query_latency(backend: str, env: dict[str, str], runs: int) -> dict[str, obj
 def export_time(env: dict[str, str]) -> dict[str, object]:
     code = (
         "import json, time; t = time.perf_counter()\n"
-        "from ragkit.onnx_embedder import OnnxEmbedder\n"
+        "from ragkit.embed.onnx_embedder import OnnxEmbedder\n"
         "e = OnnxEmbedder(); p = e.ensure_export(); t1 = time.perf_counter()\n"
         "q = OnnxEmbedder(quantize=True); q.ensure_export(); t2 = time.perf_counter()\n"
         "print(json.dumps({'export_s': t1 - t, 'quantize_s': t2 - t1, 'meta': json.loads((p.parent / 'export.json').read_text()), 'int8': q.int8_check()}))"
@@ -122,8 +122,8 @@ def embedders() -> dict[str, object]:
     """name -> function(texts) -> normalized vectors; model loading happens here, outside the timings."""
     from sentence_transformers import SentenceTransformer
 
-    from ragkit.embedders import SentenceTransformerEmbedder, resolve_model
-    from ragkit.onnx_embedder import OnnxEmbedder
+    from ragkit.embed import SentenceTransformerEmbedder, resolve_model
+    from ragkit.embed.onnx_embedder import OnnxEmbedder
 
     bare = SentenceTransformer(resolve_model("all-MiniLM-L6-v2"), device="cpu")
     torch_backend, fp32, int8 = SentenceTransformerEmbedder(), OnnxEmbedder(), OnnxEmbedder(quantize=True)
@@ -229,7 +229,7 @@ def equivalence(fns: dict[str, object]) -> dict[str, object]:
 
 
 def speeds(chunks_by_corpus: dict[str, list], fns: dict[str, object]) -> tuple[dict, dict]:
-    from ragkit.onnx_embedder import OnnxEmbedder, layout_tokenizer
+    from ragkit.embed.onnx_embedder import OnnxEmbedder, layout_tokenizer
 
     tokenizer = layout_tokenizer(OnnxEmbedder().layout)
     results, vectors = {}, {}

@@ -52,7 +52,7 @@ def edit_one_turn(corpus: Path) -> dict[str, object]:
 def compare(incremental: Path, full: Path) -> dict[str, object]:
     import numpy as np
 
-    from ragkit.index import Index
+    from ragkit.index.core import Index
 
     a, b = Index.load(incremental), Index.load(full)
     same_hits = all([h.chunk.id for h in a.search(q, k=10)] == [h.chunk.id for h in b.search(q, k=10)] for q in QUERIES)

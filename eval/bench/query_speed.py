@@ -35,7 +35,7 @@ def machine() -> dict[str, object]:
     from dataclasses import asdict
 
     import ragkit
-    from ragkit.evaluate import machine_info, now
+    from ragkit.evaluation import machine_info, now
 
     return {**asdict(machine_info()), "ragkit": ragkit.__version__, "date": now()}
 

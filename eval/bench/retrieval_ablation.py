@@ -26,15 +26,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from ragkit import hybrid, lexical, passages  # noqa: E402
 from ragkit.chunking import ChunkSettings, chunk_corpus  # noqa: E402
-from ragkit.embedders import load_embedder  # noqa: E402
-from ragkit.evaluate import cached_counter, count_relevant, evaluate, machine_info, ranked, score_ranking, summarize  # noqa: E402
-from ragkit.index import Index, make_manifest  # noqa: E402
-from ragkit.lexical import LexicalIndex  # noqa: E402
-from ragkit.qmsum import meeting_gold, read_meetings  # noqa: E402
-from ragkit.store import FaissStore  # noqa: E402
-from ragkit.transcripts import read_corpus  # noqa: E402
+from ragkit.embed import load_embedder  # noqa: E402
+from ragkit.evaluation import cached_counter, count_relevant, evaluate, machine_info, ranked, score_ranking, summarize  # noqa: E402
+from ragkit.evaluation.qmsum import meeting_gold, read_meetings  # noqa: E402
+from ragkit.index.core import Index, make_manifest  # noqa: E402
+from ragkit.readers.corpus import read_corpus  # noqa: E402
+from ragkit.search import hybrid, passages  # noqa: E402
+from ragkit.storage import lexical  # noqa: E402
+from ragkit.storage.lexical import LexicalIndex  # noqa: E402
+from ragkit.storage.vectors import FaissStore  # noqa: E402
 
 RESULTS = ROOT / "eval" / "results"
 PLAIN = {"budget": 0, "speaker_boost": 0.0, "source_weight": 0.0}
@@ -169,7 +170,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     questions = [q for d in docs for q in meeting_gold(d)]
     qindex = cached_index(docs, embedder, args.cache, "qmsum", sorted({q.question for q in questions}))
     seeds = read_corpus(ROOT / "seeds")
-    from ragkit.gold import read_gold
+    from ragkit.evaluation.gold import read_gold
 
     gold_questions = [q.question for q in read_gold(args.gold)]
     sindex = cached_index(seeds, embedder, args.cache, "seeds", sorted(set(gold_questions)))

@@ -1,77 +1,25 @@
-"""Answer stage: the Answerer protocol, the extractive answerer, citation checks and ask()."""
+"""The extractive answerer: the retrieved sentences closest to the question, quoted verbatim with citations."""
 
 from __future__ import annotations
 
-import importlib
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
-from .datatypes import Answer, Citation, Hit
-from .errors import RagkitError
-from .subtitles import clean_text, span_times, turn_parts
+from ..datatypes import Answer, Hit
+from ..readers.subtitles import clean_text
+from .base import Sentence, citation, sentences
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from .embedders import Embedder
-    from .index import Index
+    from ..embed import Embedder
+    from ..index.core import Index
 
 # Tuned on eval/gold/seeds.jsonl (56 answerable, 8 unanswerable): at 0.35 no answerable question abstains,
 # and off-topic questions do; near-miss questions ("How many employees does Scale have?") score 0.6-0.7,
 # above many answerable ones, so no cosine threshold separates them (0.45 would drop 6 answerable questions).
 ABSTAIN_BELOW = 0.35
-# A sentence ends at . ! ? or … followed by white space (so "99.9%" and "U.S.A" stay whole) or a line end.
-_SENTENCE = re.compile(r"\S.*?(?:[.!?…]+[\"'”’)\]]*(?=\s)|(?=\n)|$)", re.S)
-_MIN_WORDS = 10
 _QUESTION_WEIGHT = 0.8
-
-
-@runtime_checkable
-class Answerer(Protocol):
-    """Turns a question and retrieved hits into an Answer with citations."""
-
-    spec: str
-
-    def answer(self, question: str, hits: Sequence[Hit], index: Index) -> Answer: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Sentence:
-    """A candidate quote: a verbatim sentence of a hit's source span."""
-
-    hit: Hit
-    speaker: str | None
-    start: float | None
-    end: float | None
-    char_start: int
-    char_end: int
-    quote: str
-
-
-def sentences(index: Index, hit: Hit, min_words: int = 4) -> list[Sentence]:
-    """Sentences of the hit's turns inside the hit's span; a short one carries its predecessor for context."""
-    chunk = hit.chunk
-    doc = index.documents[chunk.source]
-    out = []
-    for i in range(chunk.first_turn, chunk.last_turn + 1):
-        turn = doc.turns[i]
-        # Podcast turns have no end time; the next turn's start is when this one ended.
-        following = doc.turns[i + 1].start if i + 1 < len(doc.turns) else None
-        # Subtitle turns list their spoken lines as parts; quoting within a part keeps timing lines out.
-        for ps, pe in turn_parts(turn):
-            lo, hi = max(ps, chunk.char_start), min(pe, chunk.char_end)
-            spans = [(m.start(), min(m.end(), hi)) for m in _SENTENCE.finditer(doc.text, lo, hi)] if lo < hi else []
-            for n, (s, e) in enumerate(spans):
-                if len(doc.text[s:e].split()) < _MIN_WORDS and n > 0:
-                    s = spans[n - 1][0]
-                quote = doc.text[s:e].rstrip()
-                if len(quote.split()) >= min_words:
-                    start, end = span_times(turn, s, s + len(quote))
-                    end = following if end is None and not turn.parts else end
-                    out.append(Sentence(hit, turn.speaker, start, end, s, s + len(quote), quote))
-    return out
 
 
 class ExtractiveAnswerer:
@@ -104,7 +52,7 @@ class ExtractiveAnswerer:
                 break
             if not any(_overlaps(candidates[i], c) for c in chosen):
                 chosen.append(candidates[i])
-        citations = tuple(_citation(s, n) for n, s in enumerate(chosen, start=1))
+        citations = tuple(citation(s, n) for n, s in enumerate(chosen, start=1))
         text = " ".join(f"{clean_text(c.quote)} [{c.marker}]" for c in citations)
         return Answer(question, text, citations, tuple(hits), self.spec)
 
@@ -127,46 +75,3 @@ def _overlaps(a: Sentence, b: Sentence) -> bool:
     return a.quote == b.quote or (same and a.char_start < b.char_end and b.char_start < a.char_end)
 
 
-def _citation(s: Sentence, marker: int) -> Citation:
-    chunk = s.hit.chunk
-    return Citation(chunk.id, chunk.source, chunk.title, s.speaker, s.start, s.quote, s.char_start, s.char_end, s.end, marker)
-
-
-def load_answerer(spec: str | Answerer = "extractive", **options: object) -> Answerer:
-    """An answerer from its spec: `extractive`, `llm[:model]` or `package.module:Class`."""
-    if not isinstance(spec, str):
-        return spec
-    kind, _, arg = spec.partition(":")
-    if kind == "extractive":
-        return ExtractiveAnswerer()
-    if kind == "llm":
-        from .llm import LLMAnswerer
-
-        return LLMAnswerer(model=arg or None, **options)  # type: ignore[arg-type]
-    if "." in kind and arg:
-        try:
-            obj = getattr(importlib.import_module(kind), arg)()
-        except (ImportError, AttributeError) as exc:
-            raise RagkitError(f"answerer {spec!r}: cannot import {kind}:{arg} ({exc})") from exc
-        if isinstance(obj, Answerer):
-            return obj
-    raise RagkitError(f"answerer {spec!r}: unknown; use extractive, llm[:model] or package.module:Class")
-
-
-def verify_citations(index: Index, answer: Answer) -> list[str]:
-    """Problems with an answer's citations (empty when every quote is verbatim and points at a hit)."""
-    problems = []
-    hit_ids = {h.chunk.id for h in answer.hits}
-    for c in answer.citations:
-        doc = index.documents.get(c.source)
-        if c.chunk_id not in hit_ids:
-            problems.append(f"citation [{c.marker}] points at {c.chunk_id}, which is not among the hits")
-        if doc is None or doc.text[c.char_start : c.char_end] != c.quote:
-            problems.append(f"citation [{c.marker}] quote is not verbatim at {c.source}:{c.char_start}-{c.char_end}")
-    return problems
-
-
-def ask(index: Index, question: str, k: int = 5, answerer: str | Answerer = "extractive", **search_options: object) -> Answer:
-    """Retrieve the top k passages and answer from them with citations."""
-    hits = index.search(question, k=k, **search_options)  # type: ignore[arg-type]
-    return load_answerer(answerer).answer(question, hits, index)

@@ -10,15 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .answer import _citation, sentences
-from .chat import ChatClient, Completion, LLMSettings, TokenCallback, require_httpx, resolve_settings
-from .datatypes import Answer, Citation, Hit
-from .errors import AnswerError, UsageError
-from .render import format_time
+from ..datatypes import Answer, Citation, Hit, format_time
+from ..errors import AnswerError, UsageError
+from .base import citation, sentences
+from .llm_client import ChatClient, Completion, LLMSettings, TokenCallback, require_httpx, resolve_settings
 
 if TYPE_CHECKING:
-    from .chunking import TokenCounter
-    from .index import Index
+    from ..chunking import TokenCounter
+    from ..index.core import Index
 
 log = logging.getLogger(__name__)
 Message = dict[str, str]
@@ -149,16 +148,16 @@ def claims(text: str) -> dict[int, set[str]]:
     return out
 
 
-def passage_citation(index: Index, hit: Hit, marker: int, words: frozenset[str] | set[str] = frozenset()) -> Citation:
+def passagecitation(index: Index, hit: Hit, marker: int, words: frozenset[str] | set[str] = frozenset()) -> Citation:
     """The passage's sentence sharing most words with the claim (the first on ties), or its whole span."""
     candidates = sentences(index, hit)
     if candidates:
         best = max(candidates, key=lambda s: len(_words(s.quote) & words) / math.sqrt(len(_words(s.quote)) or 1))
-        return _citation(best, marker)
-    return span_citation(index, hit, marker)
+        return citation(best, marker)
+    return spancitation(index, hit, marker)
 
 
-def span_citation(index: Index, hit: Hit, marker: int) -> Citation:
+def spancitation(index: Index, hit: Hit, marker: int) -> Citation:
     """The whole passage as a citation (used when there is no answer to match sentences against)."""
     chunk = hit.chunk
     quote = index.documents[chunk.source].text[chunk.char_start : chunk.char_end].rstrip()
@@ -199,7 +198,7 @@ class LLMAnswerer:
     def answer(self, question: str, hits: Sequence[Hit], index: Index, on_token: TokenCallback | None = None) -> Answer:
         if not hits:
             return Answer(question, "", (), (), self.spec)
-        from .chunking import tiktoken_counter
+        from ..chunking import tiktoken_counter
 
         prompt = build_prompt(question, hits, self.settings, self._count or tiktoken_counter())
         log.debug("LLM prompt: %d passages of %d, %d tokens", len(prompt.passages), len(hits), prompt.tokens)
@@ -209,7 +208,7 @@ class LLMAnswerer:
             return self._checked(question, hits, prompt, completion, index)
         except AnswerError as exc:
             message = client.mask(str(exc))
-            citations = tuple(span_citation(index, h, n) for n, h in enumerate(prompt.passages, start=1))
+            citations = tuple(spancitation(index, h, n) for n, h in enumerate(prompt.passages, start=1))
             raise LLMError(message, Answer(question, "", citations, tuple(hits), self.spec, False, (message,))) from None
 
     def _checked(self, question: str, hits: Sequence[Hit], prompt: Prompt, completion: Completion, index: Index) -> Answer:
@@ -222,7 +221,7 @@ class LLMAnswerer:
         elif not completion.complete:
             warnings.append("the reply stream ended without its end signal; the answer may be incomplete")
         words = claims(text)
-        citations = tuple(passage_citation(index, prompt.passages[n - 1], n, words.get(n, set())) for n in sorted(cited))
+        citations = tuple(passagecitation(index, prompt.passages[n - 1], n, words.get(n, set())) for n in sorted(cited))
         if not citations:
             warnings.append("the answer cites none of the retrieved passages; treat it as unsupported")
         return Answer(question, text, citations, tuple(hits), self.spec, bool(citations), tuple(warnings))

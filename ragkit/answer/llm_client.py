@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from .errors import AnswerError, MissingDependencyError, UsageError
+from ..errors import AnswerError, MissingDependencyError, UsageError
 
 if TYPE_CHECKING:
     import httpx

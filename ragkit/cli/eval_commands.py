@@ -9,14 +9,14 @@ from typing import Any
 
 import typer
 
-from .cli import EmbedderOpt, IndexOpt, JsonOpt, app, emit_json, err, open_index, ranking
-from .errors import RagkitError, UsageError
+from ..errors import RagkitError, UsageError
+from .typer_app import EmbedderOpt, IndexOpt, JsonOpt, app, emit_json, err, open_index, ranking
 
 
 def search_options(mode: str | None, weight: float | None, budget: int | None) -> dict[str, Any]:
     """Retrieval options given on the command line; unset ones keep the library defaults, except the context
     budget, which defaults to the metric's (R@1k): eval measures the context an answer stage would be given."""
-    from .evaluate import BUDGET
+    from ..evaluation import BUDGET
 
     return ranking(mode, weight, BUDGET if budget is None else budget)
 
@@ -38,7 +38,7 @@ def eval_command(
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure retrieval and answers against gold questions, or run the QMSum benchmark."""
-    from .evaluate import failed_thresholds, parse_threshold
+    from ..evaluation import failed_thresholds, parse_threshold
 
     thresholds = [parse_threshold(s) for s in fail_under]
     options = search_options(mode, weight, budget)
@@ -66,7 +66,7 @@ def eval_command(
 
 
 def _gold(gold: Path, index_path: Path, embedder: str | None, k: int, options: dict[str, Any], per_question: bool) -> tuple[dict[str, Any], str, list]:
-    from .evaluate import evaluate, render_report
+    from ..evaluation import evaluate, render_report
 
     if not gold.is_file():
         raise UsageError(f"{gold}: no such gold file; pass a .jsonl gold file or `qmsum DIR`")
@@ -80,8 +80,8 @@ def _gold(gold: Path, index_path: Path, embedder: str | None, k: int, options: d
 
 
 def _qmsum(folder: Path | None, embedder: str | None, setting: str, k: int, options: dict[str, Any]) -> tuple[dict[str, Any], str, list]:
-    from .cli import Progress
-    from .qmsum import parse_settings, render_qmsum, run_qmsum
+    from ..evaluation.qmsum import parse_settings, render_qmsum, run_qmsum
+    from .typer_app import Progress
 
     if folder is None:
         raise UsageError("ragkit eval qmsum needs a folder of QMSum meeting files, e.g. ragkit eval qmsum ../shared/datasets/qmsum/test")

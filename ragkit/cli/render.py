@@ -7,9 +7,9 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .chunking import turn_content
-from .datatypes import Answer, Chunk, Document, Hit, Turn
-from .subtitles import clean_text, span_times
+from ..chunking import turn_content
+from ..datatypes import Answer, Chunk, Document, Hit, Turn, format_time
+from ..readers.subtitles import clean_text, span_times
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -17,15 +17,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 def safe(text: str) -> str:
     """Terminal-safe text: control and bidi characters shown escaped (the JSON output keeps them)."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-
-
-def format_time(seconds: float | None) -> str:
-    """`h:mm:ss`, e.g. `0:01:54` or `1:02:03`; empty when the time is unknown."""
-    if seconds is None:
-        return ""
-    h, rem = divmod(int(seconds), 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}"
 
 
 def _where(chunk: Chunk, start: float | None, speaker: str | None = None) -> str:

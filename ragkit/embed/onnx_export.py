@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .onnx_embedder import _INPUTS, OPSET, ModelLayout, OnnxUnavailableError, _pad, layout_tokenizer, new_session
+from .onnx_model import _INPUTS, OPSET, ModelLayout, OnnxUnavailableError, _pad, layout_tokenizer, new_session
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,9 +28,9 @@ _SAMPLES = ("A short sample.", "Speaker B: a longer sample " + "with more words 
 
 def export_model(layout: ModelLayout, target: Path) -> dict[str, Any]:
     """Export the transformer to `target` (dynamic batch and length), fuse it if possible, check it against torch."""
-    from .embedders import _quiet_hub
+    from .base import quiet_hub
 
-    _quiet_hub()  # before transformers is imported: it reads these settings once
+    quiet_hub()  # before transformers is imported: it reads these settings once
     try:
         import torch
         from transformers import AutoModel

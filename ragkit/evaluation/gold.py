@@ -9,11 +9,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .datatypes import Document
-from .errors import RagkitError
+from ..datatypes import Document
+from ..errors import RagkitError
 
 if TYPE_CHECKING:
-    from .index import Index
+    from ..index.core import Index
 
 
 class GoldError(RagkitError):

@@ -10,28 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .datatypes import Document, Hit
-from .errors import CorpusError, UsageError
-from .evaluate import (
-    BUDGET,
-    Machine,
-    QuestionResult,
-    Summary,
-    cached_counter,
-    count_relevant,
-    machine_info,
-    now,
-    ranked,
-    score_ranking,
-    summarize,
-)
+from .. import __version__
+from ..datatypes import Document, Hit
+from ..errors import CorpusError, UsageError
 from .gold import Evidence, GoldError, GoldQuestion
+from .metrics import BUDGET
+from .provenance import Machine, machine_info, now
+from .run import QuestionResult, Summary, cached_counter, count_relevant, ranked, score_ranking, summarize
 
 if TYPE_CHECKING:
-    from .chunking import ChunkSettings
-    from .embedders import Embedder
-    from .index import Index
+    from ..chunking import ChunkSettings
+    from ..embed import Embedder
+    from ..index.core import Index
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +64,7 @@ class QmsumReport:
 
 def read_meetings(folder: str | Path) -> list[Document]:
     """Every QMSum meeting file (*.json) in a folder, read as a transcript (turn i = meeting_transcripts[i])."""
-    from .transcripts import read_document
+    from ..readers.corpus import read_document
 
     root = Path(folder)
     if not root.is_dir():
@@ -148,7 +138,7 @@ def run_qmsum(folder: str | Path, embedder: str | Embedder | None = None, settin
               search: Callable[[Index], ScopedSearch] | None = None, chunking: ChunkSettings | None = None,
               budget: int = BUDGET, progress: Progress | None = None, options: Mapping[str, Any] | None = None) -> QmsumReport:
     """Build one in-memory index over all meetings (each chunk embedded once) and score every query in each setting."""
-    from .index import Index
+    from ..index.core import Index
 
     if k < 1:
         raise UsageError(f"-k/--top-k must be at least 1 (got {k})")

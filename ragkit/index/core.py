@@ -8,14 +8,14 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .chunking import ChunkSettings, chunk_corpus
-from .datatypes import Chunk, Document, Hit, Turn
-from .diskio import (
+from ..chunking import ChunkSettings, chunk_corpus
+from ..datatypes import Chunk, Document, Hit, Turn
+from ..embed import Embedder, load_embedder
+from ..errors import EmbedderMismatchError, IndexFormatError, MissingIndexError, UsageError
+from ..storage.diskio import (
     file_digest,
     publish_directory,
     read_verified,
@@ -25,12 +25,20 @@ from .diskio import (
     write_file,
     write_with_sum,
 )
-from .embedders import Embedder, load_embedder
-from .errors import EmbedderMismatchError, IndexFormatError, MissingIndexError, UsageError
-from .lexical import LexicalIndex, load_lexical
-from .lock import index_lock
-from .manifest import DATA_FILES, FORMAT_VERSION, REBUILD, check_before_parse, corrupt, parse_jsonl, read_manifest
-from .store import VECTORS_FILE, FaissStore
+from ..storage.lexical import LexicalIndex, load_lexical
+from ..storage.lock import index_lock
+from ..storage.manifest import (
+    DATA_FILES,
+    REBUILD,
+    canonical_spec,
+    check_before_parse,
+    corrupt,
+    make_manifest,
+    parse_jsonl,
+    read_manifest,
+)
+from ..storage.records import chunk_from_record, document_from_record, document_record, jsonl
+from ..storage.vectors import VECTORS_FILE, FaissStore
 
 if TYPE_CHECKING:
     import numpy as np
@@ -144,7 +152,7 @@ class Index:
     def search(self, query: str, k: int = 5, *, speaker: str | None = None, source: str | None = None, **options: Any) -> list[Hit]:
         """The k best passages for the query; options (mode, weight, budget, ...) are hybrid.SearchOptions fields."""
         check_query(query, k)
-        from .hybrid import retriever
+        from ..search.hybrid import retriever
 
         return retriever(self).search(query, k, speaker=speaker, source=source, **options)
 
@@ -170,8 +178,8 @@ class Index:
         # serialize_index instead of faiss.write_index: one write path that fsyncs and reports OSErrors by file name.
         vectors = faiss.serialize_index(self.store.index).tobytes()
         return [
-            (CHUNKS, _jsonl(asdict(c) for c in self.chunks)),
-            (SOURCES, _jsonl(_document_record(d) for d in self.documents.values())),
+            (CHUNKS, jsonl(asdict(c) for c in self.chunks)),
+            (SOURCES, jsonl(document_record(d) for d in self.documents.values())),
             (VECTORS_FILE, vectors),
             *self.lexical.to_files().items(),
         ]
@@ -201,8 +209,8 @@ class Index:
         # Every file is size- and hash-checked, and its counts checked, before any parser or FAISS sees its bytes.
         blobs = {name: read_verified(folder / name, manifest["files"][name], REBUILD) for name in DATA_FILES}
         check_before_parse(manifest, blobs[CHUNKS], blobs[SOURCES], blobs[VECTORS_FILE], folder)
-        chunks = [_chunk(d, folder / CHUNKS) for d in parse_jsonl(blobs[CHUNKS], folder / CHUNKS)]
-        documents = [_document_from_record(d, folder / SOURCES) for d in parse_jsonl(blobs[SOURCES], folder / SOURCES)]
+        chunks = [chunk_from_record(d, folder / CHUNKS) for d in parse_jsonl(blobs[CHUNKS], folder / CHUNKS)]
+        documents = [document_from_record(d, folder / SOURCES) for d in parse_jsonl(blobs[SOURCES], folder / SOURCES)]
         unknown = {c.source for c in chunks} - {d.source for d in documents}
         if unknown:
             raise corrupt(f"{folder / CHUNKS} has chunks of {sorted(unknown)[0]!r}, which {SOURCES} lacks")
@@ -243,12 +251,6 @@ def check_query(query: str, k: int) -> None:
         raise UsageError(f"-k/--top-k must be at least 1 (got {k})")
 
 
-def canonical_spec(spec: str) -> str:
-    """Specs that load the same model compare equal (`all-MiniLM-L6-v2` with or without prefixes)."""
-    spec = spec if ":" in spec.split("/")[0] or spec.startswith("hash") else f"st:{spec}"
-    return spec.replace("st:sentence-transformers/", "st:")
-
-
 def _matching_embedder(embedder: str | Embedder, manifest: dict[str, Any]) -> Embedder:
     built, dim = manifest["embedder"]["spec"], manifest["embedder"]["dim"]
     spec = embedder if isinstance(embedder, str) else embedder.spec
@@ -267,66 +269,3 @@ def query_embedder(asked: str | Embedder | None, built_with: Embedder) -> Embedd
     right after its build must rank exactly like the same index loaded from disk.
     """
     return None if asked is None or isinstance(asked, str) else built_with
-
-
-def make_manifest(
-    documents: Sequence[Document], chunks: Sequence[Chunk], spec: str, dim: int, settings: ChunkSettings, corpus: Sequence[str | Path] = (),
-    backend: str | None = None,
-) -> dict[str, Any]:
-    per_source: dict[str, int] = {}
-    for c in chunks:
-        per_source[c.source] = per_source.get(c.source, 0) + 1
-    return {
-        "format_version": FORMAT_VERSION,
-        "ragkit_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        # backend: what embedded the vectors (onnx, onnx-int8, torch; "a+b" when a forced backend mixed int8 and fp32
-        # in an incremental update); informational, never checked.
-        "embedder": {"spec": canonical_spec(spec), "dim": int(dim), **({"backend": backend} if backend else {})},
-        "chunking": asdict(settings),
-        "corpus": [str(Path(p).resolve()) for p in corpus],
-        "sources": [
-            {"path": d.source, "title": d.title, "sha256": d.sha256, "turns": len(d.turns), "chunks": per_source.get(d.source, 0), "file": d.path,
-             "speakers": dict(d.speaker_map)}
-            for d in documents
-        ],
-        "counts": {"chunks": len(chunks), "sources": len(documents), "vectors": len(chunks)},
-        "files": {},
-    }
-
-
-def _jsonl(records) -> bytes:  # noqa: ANN001
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-
-
-def _document_record(doc: Document) -> dict[str, Any]:
-    record = {k: v for k, v in asdict(doc).items() if k != "turns"}
-    record["turns"] = [
-        [t.speaker, t.start, t.end, t.section, t.char_start, t.char_end, t.line, [list(p) for p in t.parts], [list(p) for p in t.part_times]]
-        for t in doc.turns
-    ]
-    return record
-
-
-def _turn(text: str, row: list[Any]) -> Turn:
-    # Subtitle turns carry the spans of their spoken lines (parts) so quotes and times stay exact after loading.
-    sp, st, end, sec, s, e, line, *rest = row
-    parts = tuple(tuple(p) for p in rest[0]) if rest else ()
-    times = tuple(tuple(p) for p in rest[1]) if len(rest) > 1 else ()
-    return Turn(sp, text[s:e], st, sec, s, e, line, end, parts, times)
-
-
-def _document_from_record(data: dict[str, Any], path: Path) -> Document:
-    try:
-        text = data["text"]
-        turns = tuple(_turn(text, row) for row in data["turns"])
-        return Document(**{**{k: v for k, v in data.items() if k != "turns"}, "turns": turns})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise corrupt(f"{path} holds a malformed source record ({exc})") from exc
-
-
-def _chunk(data: dict[str, Any], path: Path) -> Chunk:
-    try:
-        return Chunk.from_dict(data)
-    except (TypeError, AttributeError) as exc:
-        raise corrupt(f"{path} holds a malformed chunk ({exc})") from exc

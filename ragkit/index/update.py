@@ -11,15 +11,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .chunking import ChunkSettings, chunk_corpus
-from .datatypes import Chunk, Document
-from .diskio import clean_leftovers, recover, resolve_index, writable_target
-from .embedders import DEFAULT_EMBEDDER, INT8_BACKEND, Embedder, load_embedder
-from .errors import MissingIndexError, RagkitError
-from .index import MANIFEST, Index, canonical_spec, make_manifest, query_embedder
-from .lock import index_lock
-from .manifest import read_manifest
-from .store import FaissStore
+from ..chunking import ChunkSettings, chunk_corpus
+from ..datatypes import Chunk, Document
+from ..embed import DEFAULT_EMBEDDER, INT8_BACKEND, Embedder, load_embedder
+from ..errors import MissingIndexError, RagkitError
+from ..storage.diskio import clean_leftovers, recover, resolve_index, writable_target
+from ..storage.lock import index_lock
+from ..storage.manifest import canonical_spec, make_manifest, read_manifest
+from ..storage.vectors import FaissStore
+from .core import MANIFEST, Index, query_embedder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -206,7 +206,7 @@ def refresh(
     Embedder and chunk settings default to the existing index's (also under force); other ones rebuild fully. A corrupt or
     newer-format index is an error unless force. dry_run reports without writing (and returns no index).
     """
-    from .transcripts import read_corpus
+    from ..readers.corpus import read_corpus
 
     target = writable_target(Path(path))
     with contextlib.nullcontext() if dry_run else index_lock(target):
@@ -249,8 +249,8 @@ def _same(previous: Index, plan: Plan, documents: Sequence[Document], corpus: li
 
 def pending_update(index: Index) -> UpdateReport:
     """What `ragkit index` would do to this index now, against the corpus recorded in its manifest (writes nothing)."""
-    from .errors import CorpusError
-    from .transcripts import read_corpus
+    from ..errors import CorpusError
+    from ..readers.corpus import read_corpus
 
     corpus = index.manifest.get("corpus") or []
     if not corpus:

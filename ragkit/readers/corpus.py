@@ -1,7 +1,7 @@
 """Readers: pick a reader for each source file and read it, or a whole corpus, into Documents of Turns.
 
 Decoding lives in decoding.py, the plain-text readers in text_formats.py and the QMSum reader in qmsumjson.py;
-subtitle and speech-to-text JSON formats register themselves in FILE_READERS and JSON_READERS (FORMAT_MODULES).
+subtitle and speech-to-text JSON formats are dispatched through FILE_READERS and JSON_READERS.
 """
 
 from __future__ import annotations
@@ -13,16 +13,18 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from .datatypes import Document, Turn
+from ..datatypes import Document, Turn
+from ..errors import CorpusError, TranscriptError
 from .decoding import Decoded, decode_bytes, read_source_text
-from .errors import CorpusError, TranscriptError
-from .qmsumjson import _load_json, read_qmsum
+from .meeting_json import _load_json, read_qmsum
 from .speakers import SPEAKERS_FILE, apply_speakers, corpus_speakers, resolve_speakers
+from .speech_json import is_segments, is_turn_list, read_segments_json, read_turn_list
+from .subtitles import read_srt, read_vtt
 from .text_formats import _CHAT, _HEADER, _front_matter, _Lines, parse_timestamp, read_chat, read_podcast, read_prose
 
 # Names that lived here before the readers moved out keep working: `from ragkit.transcripts import decode_bytes`.
 __all__ = [
-    "FILE_READERS", "FORMAT_MODULES", "JSON_READERS", "JSON_SUFFIXES", "TEXT_SUFFIXES", "Decoded", "decode_bytes",
+    "FILE_READERS", "JSON_READERS", "JSON_SUFFIXES", "TEXT_SUFFIXES", "Decoded", "decode_bytes",
     "detect_format", "glob_escape", "iter_source_files", "parse_timestamp", "read_chat", "read_corpus", "read_document",
     "read_json_transcript", "read_podcast", "read_prose", "read_qmsum", "read_source_text",
 ]
@@ -66,7 +68,6 @@ def read_document(path: str | Path, source: str | None = None, speakers: dict[st
     decoded = decode_bytes(data, str(path))
     text = decoded.text
     source = source or path.name
-    _load_format_modules()
     fmt = detect_format(path, text)
     lines = _Lines(text)
     meta, body = _front_matter(text, lines) if fmt not in ("json", *FILE_READERS) else ({}, 0)
@@ -99,7 +100,6 @@ def read_document(path: str | Path, source: str | None = None, speakers: dict[st
 
 def read_json_transcript(text: str, name: str) -> tuple[list[Turn], str]:
     """JSON transcripts: QMSum meetings, and the JSON formats registered in JSON_READERS."""
-    _load_format_modules()  # idempotent; callers other than read_document may not have loaded them yet
     data = _load_json(text, name)
     if isinstance(data, dict) and "meeting_transcripts" in data:
         return read_qmsum(text, name)[0], "qmsum"
@@ -111,22 +111,13 @@ def read_json_transcript(text: str, name: str) -> tuple[list[Turn], str]:
     )
 
 
-# Format modules register here: JSON formats as name -> (accepts(data), reader(text, data, name)),
-# other files by suffix as ".vtt" -> reader(text, name). Offsets must point into `text`.
-JSON_READERS: dict[str, tuple[Callable[[object], bool], Callable[[str, object, str], list[Turn]]]] = {}
-FILE_READERS: dict[str, Callable[[str, str], list[Turn]]] = {}
-FORMAT_MODULES = ("subtitles", "sttjson")
-
-
-def _load_format_modules() -> None:
-    import importlib
-
-    for name in FORMAT_MODULES:
-        try:
-            importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.{name}":
-                raise
+# JSON formats as name -> (accepts(data), reader(text, data, name)), other files by suffix as ".vtt" ->
+# reader(text, name). Offsets must point into `text`.
+JSON_READERS: dict[str, tuple[Callable[[object], bool], Callable[[str, object, str], list[Turn]]]] = {
+    "whisper": (is_segments, read_segments_json),
+    "turn-list": (is_turn_list, read_turn_list),
+}
+FILE_READERS: dict[str, Callable[[str, str], list[Turn]]] = {".vtt": read_vtt, ".srt": read_srt}
 
 
 def _sidecar(path: Path) -> dict[str, str]:
@@ -165,7 +156,6 @@ def glob_escape(text: str) -> str:
 
 
 def _is_source_file(path: Path) -> bool:
-    _load_format_modules()
     return path.suffix.lower() in TEXT_SUFFIXES | JSON_SUFFIXES | set(FILE_READERS)
 
 

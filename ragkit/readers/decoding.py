@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import TranscriptError
+from ..errors import TranscriptError
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from .datatypes import Turn
-from .errors import TranscriptError
+from ..datatypes import Turn
+from ..errors import TranscriptError
 from .text_formats import _Lines, _strip_span
 
 

@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from .datatypes import Turn
-from .errors import TranscriptError
+from ..datatypes import Turn
+from ..errors import TranscriptError
 
 SPEAKERS_FILE = "speakers.json"
 PAUSE_SECONDS = 2.0

@@ -6,11 +6,10 @@ import json
 import re
 from collections.abc import Sequence
 
-from .datatypes import Turn
-from .errors import TranscriptError
+from ..datatypes import Turn
+from ..errors import TranscriptError
 from .speakers import Piece, group_turns
 from .subtitles import _line_of, _line_starts, clean_text
-from .transcripts import JSON_READERS
 
 _JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\],:]')
 
@@ -106,13 +105,9 @@ def _json_seconds(value: object, where: str) -> float | None:
     return float(value)
 
 
-def _is_segments(data: object) -> bool:
+def is_segments(data: object) -> bool:
     return isinstance(data, dict) and "segments" in data
 
 
-def _is_turn_list(data: object) -> bool:
+def is_turn_list(data: object) -> bool:
     return isinstance(data, list)
-
-
-JSON_READERS["whisper"] = (_is_segments, read_segments_json)
-JSON_READERS["turn-list"] = (_is_turn_list, read_turn_list)

@@ -16,10 +16,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from .datatypes import Turn
-from .errors import TranscriptError
+from ..datatypes import Turn
+from ..errors import TranscriptError
 from .speakers import Piece, accepted_labels, group_turns, prefix_label
-from .transcripts import FILE_READERS
 
 _VTT_TS = r"(?:(\d+):)?([0-5]\d):([0-5]\d)\.(\d{3})"
 _SRT_TS = r"(\d+):([0-5]\d):([0-5]\d)[,.](\d{1,3})"
@@ -260,7 +259,3 @@ def _line_starts(text: str) -> list[int]:
 
 def _line_of(starts: list[int], offset: int) -> int:
     return bisect.bisect_right(starts, offset)
-
-
-FILE_READERS[".vtt"] = read_vtt
-FILE_READERS[".srt"] = read_srt

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import re
 
-from .datatypes import Turn
+from ..datatypes import Turn
 
 _TS = r"(\d{1,2}:[0-5]\d(?::[0-5]\d)?)"
 # Names start and end with a non-space, so a long run of spaces is scanned once, not once per name length.

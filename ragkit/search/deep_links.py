@@ -1,23 +1,20 @@
-"""Where a hit or citation can be heard: deep links (`--link-template`) and the turns around it (`--context N`).
+"""Where a hit or citation can be heard: deep links from sidecar urls or `--link-template`.
 
-Both functions take the result of `Index.search` or `ask()` and return a copy with the optional
-`link`, `before` and `after` fields of `Hit` and `Citation` filled; the library never prints.
+`with_links` takes the result of `Index.search` or `ask()` and returns a copy with the optional
+`link` field of `Hit` and `Citation` filled; the library never prints.
 """
 
 from __future__ import annotations
 
-import bisect
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from itertools import islice
 from pathlib import PurePosixPath
 from typing import overload
 from urllib.parse import quote
 
-from .chunking import turn_content
-from .datatypes import Answer, Citation, Document, Hit, Turn
-from .errors import UsageError
+from ..datatypes import Answer, Citation, Document, Hit
+from ..errors import UsageError
 
 # Placeholders of a link template; times are those of the hit or citation (the quote's own cue for subtitles).
 PLACEHOLDERS: dict[str, str] = {
@@ -114,55 +111,3 @@ def with_links(result: Answer | Sequence[Hit], template: str | None, documents: 
     if isinstance(result, Answer):
         return replace(result, hits=tuple(map(hit_link, result.hits)), citations=tuple(map(cite_link, result.citations)))
     return [hit_link(h) for h in result]
-
-
-# ---------------------------------------------------------------- context
-
-
-def _spoken(turns: Sequence[Turn], order: Iterable[int], n: int) -> tuple[Turn, ...]:
-    # Turns without spoken text (empty QMSum utterances, markup-only cues) do not count as context.
-    return tuple(islice((turns[i] for i in order if turn_content(turns[i])), n))
-
-
-def around(turns: Sequence[Turn], first: int, last: int, n: int) -> tuple[tuple[Turn, ...], tuple[Turn, ...]]:
-    """Up to n spoken turns before turn `first` and after turn `last`, in source order."""
-    before = _spoken(turns, range(first - 1, -1, -1), n)[::-1]
-    return before, _spoken(turns, range(last + 1, len(turns)), n)
-
-
-def turn_range(turns: Sequence[Turn], char_start: int, char_end: int) -> tuple[int, int]:
-    """Indices of the first and last turn overlapping the source range [char_start, char_end)."""
-    starts = [t.char_start for t in turns]
-    first = max(bisect.bisect_right(starts, char_start) - 1, 0)
-    last = max(bisect.bisect_left(starts, max(char_end, char_start + 1)) - 1, first)
-    return first, last
-
-
-@overload
-def with_context(result: Answer, n: int, documents: Mapping[str, Document]) -> Answer: ...
-@overload
-def with_context(result: Sequence[Hit], n: int, documents: Mapping[str, Document]) -> list[Hit]: ...
-
-
-def with_context(result: Answer | Sequence[Hit], n: int, documents: Mapping[str, Document]) -> Answer | list[Hit]:
-    """Hits or an answer with `before`/`after` set to the n spoken turns around each hit and citation."""
-    if n < 0:
-        raise UsageError(f"context {n}: the number of turns around a hit must be 0 or more (--context)")
-
-    def hit_context(h: Hit) -> Hit:
-        doc = documents.get(h.chunk.source)
-        if not n or doc is None:
-            return h
-        before, after = around(doc.turns, h.chunk.first_turn, h.chunk.last_turn, n)
-        return replace(h, before=before, after=after)
-
-    def cite_context(c: Citation) -> Citation:
-        doc = documents.get(c.source)
-        if not n or doc is None or not doc.turns:
-            return c
-        before, after = around(doc.turns, *turn_range(doc.turns, c.char_start, c.char_end), n)
-        return replace(c, before=before, after=after)
-
-    if isinstance(result, Answer):
-        return replace(result, hits=tuple(map(hit_context, result.hits)), citations=tuple(map(cite_context, result.citations)))
-    return [hit_context(h) for h in result]

@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .chunking import _make_chunk, turn_line
-from .datatypes import Chunk, Document, Hit
+from ..chunking import _make_chunk, turn_line
+from ..datatypes import Chunk, Document, Hit
 
 if TYPE_CHECKING:
-    from .index import Index
+    from ..index.core import Index
 
 TokenCounter = Callable[[str], int]
 # Tokens of neighbouring turns a new passage may take before the next hit opens another one (QMSum: evidence

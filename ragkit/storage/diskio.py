@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import IndexFormatError, RagkitError
+from ..errors import IndexFormatError, RagkitError
 
 log = logging.getLogger(__name__)
 

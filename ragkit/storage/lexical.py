@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import IndexFormatError, MissingDependencyError
+from ..errors import IndexFormatError, MissingDependencyError
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from .datatypes import Chunk
+    from ..datatypes import Chunk
 
 LEXICAL_VERSION = 1
 K1, B = 1.2, 0.75

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import IndexLockedError, RagkitError
+from ..errors import IndexLockedError, RagkitError
 
 POLL_SECONDS = 0.1
 # Registry of locks this process holds, so Index.save() inside a locked CLI build does not lock itself out.

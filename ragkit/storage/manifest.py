@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .chunking import ChunkSettings
+from .. import __version__
+from ..chunking import ChunkSettings
+from ..datatypes import Chunk, Document
+from ..errors import IndexFormatError, RagkitError
 from .diskio import read_with_sum
-from .errors import IndexFormatError, RagkitError
 
 FORMAT_VERSION = 1
 REBUILD = "rebuild with `ragkit index --force`"
@@ -105,3 +109,35 @@ def parse_jsonl(data: bytes, path: Path) -> Iterable[dict[str, Any]]:
             raise corrupt(f"{path} line {n} is not a JSON object")
         out.append(record)
     return out
+
+
+def canonical_spec(spec: str) -> str:
+    """Specs that load the same model compare equal (`all-MiniLM-L6-v2` with or without prefixes)."""
+    spec = spec if ":" in spec.split("/")[0] or spec.startswith("hash") else f"st:{spec}"
+    return spec.replace("st:sentence-transformers/", "st:")
+
+
+def make_manifest(
+    documents: Sequence[Document], chunks: Sequence[Chunk], spec: str, dim: int, settings: ChunkSettings, corpus: Sequence[str | Path] = (),
+    backend: str | None = None,
+) -> dict[str, Any]:
+    per_source: dict[str, int] = {}
+    for c in chunks:
+        per_source[c.source] = per_source.get(c.source, 0) + 1
+    return {
+        "format_version": FORMAT_VERSION,
+        "ragkit_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # backend: what embedded the vectors (onnx, onnx-int8, torch; "a+b" when a forced backend mixed int8 and fp32
+        # in an incremental update); informational, never checked.
+        "embedder": {"spec": canonical_spec(spec), "dim": int(dim), **({"backend": backend} if backend else {})},
+        "chunking": asdict(settings),
+        "corpus": [str(Path(p).resolve()) for p in corpus],
+        "sources": [
+            {"path": d.source, "title": d.title, "sha256": d.sha256, "turns": len(d.turns), "chunks": per_source.get(d.source, 0), "file": d.path,
+             "speakers": dict(d.speaker_map)}
+            for d in documents
+        ],
+        "counts": {"chunks": len(chunks), "sources": len(documents), "vectors": len(chunks)},
+        "files": {},
+    }
