@@ -207,7 +207,7 @@ def _setup_logging() -> None:
     if root.level == logging.NOTSET:
         root.setLevel(logging.WARNING)
     # The one-time ONNX export and int8 copy take 20-30 s: say why the first build waits.
-    prepare = logging.getLogger("ragkit.onnx_embedder")
+    prepare = logging.getLogger("ragkit.embed.onnx_embedder")
     if prepare.level == logging.NOTSET:
         prepare.setLevel(logging.INFO)
 

@@ -11,7 +11,7 @@ from ragkit.answer import ExtractiveAnswerer, load_answerer, verify_citations
 from ragkit.answer.base import sentences
 from ragkit.errors import RagkitError
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 TRANSCRIPT = "spotlight-on-scale-ai-alexandr-wang.txt"
 BLOG = "alex-wang-data-not-compute-summary.md"
 

@@ -23,7 +23,7 @@ from ragkit.cli import typer_app as cli
 from ragkit.datatypes import format_time
 from ragkit.errors import MissingDependencyError, UsageError
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 KEY = "sk-MARKER-7f3c9e1d-do-not-print"
 QUESTION = "Why did the harvest fail?"
 # One turn per chunk (max_tokens=40), so the passages are the turns and their order is the hits' order.

@@ -17,7 +17,7 @@ from ragkit.readers.corpus import read_corpus, read_document
 from ragkit.readers.speakers import MAX_UNLABELED_WORDS, accepted_labels, prefix_label
 from ragkit.readers.subtitles import clean_text, span_times, turn_content, turn_parts
 
-FIXTURES = Path(__file__).parent / "fixtures" / "formats"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "formats"
 GOOD = ["voices.vtt", "rolling.vtt", "labels.srt", "diarized.srt", "plain.srt", "whisperx.json", "faster_whisper.json", "turns.json"]
 MARKUP = ("-->", "<", "&amp;", "\\", '"text"', "align:")
 
@@ -392,7 +392,7 @@ def test_prefix_labels() -> None:
 def mixed_corpus(tmp_path: Path) -> Path:
     folder = tmp_path / "mixed"
     folder.mkdir()
-    seeds = Path(__file__).resolve().parents[1] / "seeds"
+    seeds = Path(__file__).resolve().parents[2] / "seeds"
     for path in seeds.iterdir():
         shutil.copy(path, folder / path.name)
     shutil.copy(Path("/work/shared/datasets/qmsum/test/Bed003.json"), folder / "Bed003.json")

@@ -32,7 +32,7 @@ from ragkit.embed.onnx_model import (
 )
 from ragkit.errors import UsageError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 QMSUM = Path("/work/shared/datasets/qmsum/test")
 MODEL = bundled_model_path()
 UNICODE = ["Ünïcödé naïve café", "東京で会議がありました。", "数据是瓶颈", "مرحبا بالعالم", "Ελληνικά κείμενα", "emoji 🎉🚀 ok", "Ｆｕｌｌｗｉｄｔｈ"]

@@ -18,7 +18,7 @@ from ragkit.errors import UsageError
 from ragkit.readers.subtitles import clean_text
 from ragkit.search.deep_links import PLACEHOLDERS, check_template, default_link, link_for, with_links
 
-FORMATS = Path(__file__).parent / "fixtures" / "formats"
+FORMATS = Path(__file__).parents[1] / "fixtures" / "formats"
 SMALL = ChunkSettings(max_tokens=16, tokenizer="words")  # long subtitle turns split into pieces with their own cues
 BOARD_URL = "https://example.org/library/board-2024-03"  # diarized.meta.json
 

@@ -15,7 +15,7 @@ import pytest
 import ragkit
 from ragkit.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
 PODCAST = "Host (00:01):\nWelcome to the show about gardening and tomatoes.\n\nGuest (00:09):\nTomatoes need sun and water every day.\n"
 

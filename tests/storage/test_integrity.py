@@ -27,7 +27,7 @@ from ragkit.cli import main
 from ragkit.errors import EmbedderMismatchError, IndexFormatError
 from ragkit.index.core import Index
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORDS = "data compute model tomato garden river budget design sound light vector search answer meeting water sun".split()
 FILES = ["chunks.jsonl", "sources.jsonl", "vectors.faiss", "manifest.json", "manifest.json.sha256"]
 CORRUPT = re.compile(r"index is corrupt: .+ rebuild with `ragkit index --force`")

@@ -35,7 +35,7 @@ from ragkit.evaluation import (
 from ragkit.evaluation.gold import Evidence, GoldError, GoldQuestion, load_gold, read_gold
 from ragkit.readers.corpus import read_source_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
 GOLD = ROOT / "eval" / "gold" / "seeds.jsonl"
 

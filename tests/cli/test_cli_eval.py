@@ -10,7 +10,7 @@ import pytest
 
 from ragkit.cli import main
 
-QMSUM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "qmsum" / "test"
+QMSUM = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "qmsum" / "test"
 SHOW = (
     "Ann (00:01):\nThe harvest failed because the rain came late in the spring.\n\n"
     "Bob (00:20):\nMarkets were calm and prices held steady all year.\n\n"

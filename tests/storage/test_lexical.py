@@ -17,7 +17,7 @@ from ragkit.errors import IndexFormatError
 from ragkit.index.core import Index
 from ragkit.storage.lexical import FILES, Bm25, LexicalIndex, query_terms, terms, tokenize
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 MEETING = """{"meeting_transcripts": [
  {"speaker": "Grad B", "content": "So the {disfmarker} the belief net has three layers . {vocalsound}"},

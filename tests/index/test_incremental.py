@@ -22,7 +22,7 @@ from ragkit.index import update as incremental
 from ragkit.index.core import Index
 from ragkit.index.update import diff_chunks, merged_backend, update_index
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORDS = "data compute model tomato garden river budget design sound light vector search answer meeting water sun".split()
 QUERIES = ["tomato garden water", "data compute budget", "meeting design answer"]
 

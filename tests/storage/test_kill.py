@@ -21,7 +21,7 @@ from ragkit.chunking import chunk_corpus
 from ragkit.embed import HashEmbedder, load_embedder
 from ragkit.index.core import Index
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "ragkit.cli"]
 WORDS = "data compute model tomato garden river budget design sound light vector search answer meeting water sun".split()
 RANDOM_KILLS = 32

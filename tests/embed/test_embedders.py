@@ -22,7 +22,7 @@ from ragkit.errors import EmbedderError
 class Constant:
     """A plug-in embedder loaded by `package.module:Class`."""
 
-    spec = "tests.test_embedders:Constant"
+    spec = "tests.embed.test_embedders:Constant"
     dim = 3
 
     def embed(self, texts, progress=None):  # noqa: ANN001, ANN201
@@ -60,11 +60,11 @@ def test_length_sorted_batches_cover_every_index_once_longest_first() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "kind", "dim"),
-    [("hash:32", HashEmbedder, 32), ("hash:", HashEmbedder, 256), ("tests.test_embedders:Constant", Constant, 3)],
+    [("hash:32", HashEmbedder, 32), ("hash:", HashEmbedder, 256), ("tests.embed.test_embedders:Constant", Constant, 3)],
 )
 def test_specs_load_their_embedder(spec: str, kind: type, dim: int) -> None:
     emb = load_embedder(spec)
-    # by name: pytest imports this file as `test_embedders`, the spec as `tests.test_embedders`
+    # by name: pytest imports this file as `test_embedders`, the spec as `tests.embed.test_embedders`
     assert type(emb).__name__ == kind.__name__ and emb.dim == dim
 
 
@@ -78,9 +78,9 @@ def test_an_embedder_object_passes_through() -> None:
     [
         ("hash:abc", "whole number"),
         ("nope:", "unknown spec"),
-        ("tests.test_embedders:Missing", "cannot import"),
+        ("tests.embed.test_embedders:Missing", "cannot import"),
         ("no_such_pkg.mod:Thing", "cannot import"),
-        ("tests.test_embedders:NotAnEmbedder", "lacks spec, dim"),
+        ("tests.embed.test_embedders:NotAnEmbedder", "lacks spec, dim"),
     ],
 )
 def test_bad_specs_name_the_fix(spec: str, needle: str) -> None:

@@ -79,7 +79,7 @@ def test_citations_get_the_turns_around_the_quoted_turn(podcast_index: ragkit.In
 
 
 def test_context_of_a_subtitle_quote_skips_to_the_neighbouring_turns(tmp_path: Path) -> None:
-    voices = Path(__file__).parent / "fixtures" / "formats" / "voices.vtt"
+    voices = Path(__file__).parents[1] / "fixtures" / "formats" / "voices.vtt"
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "voices.vtt").write_bytes(voices.read_bytes())
     index = ragkit.Index.build(ragkit.read_corpus(tmp_path / "c"), embedder="hash:256", settings=SMALL)
