@@ -4,7 +4,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .datatypes import Answer, Chunk, Citation, Document, Hit, Turn  # noqa: E402
 from .errors import RagkitError  # noqa: E402
 
 __all__ = [
@@ -24,8 +23,10 @@ __all__ = [
     "read_document",
 ]
 
-# Heavier modules load on first attribute access so `import ragkit` stays fast.
+# Modules load on first attribute access so `import ragkit` (and so `ragkit --help`) stays fast: even the
+# records wait, as building their slotted dataclasses costs about 10 ms.
 _LAZY = {
+    **{name: "datatypes" for name in ("Answer", "Chunk", "Citation", "Document", "Hit", "Turn")},
     "Index": "index",
     "ChunkSettings": "chunking",
     "ask": "answer",
@@ -39,5 +40,7 @@ def __getattr__(name: str):  # noqa: ANN202
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
     raise AttributeError(f"module 'ragkit' has no attribute {name!r}")
