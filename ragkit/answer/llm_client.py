@@ -7,7 +7,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,8 @@ ENV = {
 KEY_VARS = ("RAGKIT_LLM_API_KEY", "OPENAI_API_KEY")
 _RETRY_STATUS = frozenset({408, 429})  # and every 5xx
 _MAX_WAIT = 30.0  # seconds; a longer Retry-After is capped so a run stays bounded
+_CHARS_PER_TOKEN = 16  # a reply longer than this many characters per --llm-max-tokens is cut (a token is ~4)
+_BODY_SLACK = 64 * 1024  # bytes of JSON framing allowed around a non-streamed reply's text
 _HINTS = {
     401: "check the API key (RAGKIT_LLM_API_KEY or OPENAI_API_KEY)",
     403: "check the API key (RAGKIT_LLM_API_KEY or OPENAI_API_KEY)",
@@ -72,12 +74,28 @@ def resolve_settings(**options: Any) -> LLMSettings:
             value = _from_env(ENV[name], f.type)
         if value is not None:
             values[name] = value
-    values["api_key"] = options.get("api_key") or next((os.environ[v] for v in KEY_VARS if os.environ.get(v)), None)
+    values["api_key"] = _api_key(options.get("api_key"))
     if not values.get("model"):
         raise UsageError("no LLM model given; use -a llm:<model>, --llm-model or RAGKIT_LLM_MODEL (e.g. llama3.2 for Ollama)")
     settings = LLMSettings(**values)
     _check(settings)
     return settings
+
+
+def _api_key(given: str | None) -> str | None:
+    """The key with surrounding white space stripped; a key that cannot go in an HTTP header is a usage error.
+
+    The message names where the key came from, never the key: a stray `\\r` or a non-ASCII character would
+    otherwise surface inside an httpx error that echoes the header.
+    """
+    source, raw = ("api_key", given) if given else next(((v, os.environ[v]) for v in KEY_VARS if os.environ.get(v, "").strip()), ("", None))
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
+        where = f"the {source} option" if source == "api_key" else source
+        raise UsageError(f"{where} holds characters an API key cannot have (white space inside, control or non-ASCII characters); set it to the bare key")
+    return key
 
 
 def _from_env(var: str, type_name: Any) -> Any:
@@ -129,19 +147,29 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
+class _Deadline(Exception):
+    """--llm-timeout passed: final, never retried."""
+
+
 class ChatClient:
     """One chat completions endpoint; every error message it raises has the API key masked."""
 
     def __init__(self, settings: LLMSettings) -> None:
         self.settings = settings
         self._httpx = require_httpx()
+        self._deadline = float("inf")
 
     def __repr__(self) -> str:
         return f"ChatClient(url={self.settings.url!r}, model={self.settings.model!r})"
 
     def mask(self, text: str) -> str:
-        key = self.settings.api_key
-        return text.replace(key, "***") if key else text
+        """The text with the key, and any environment variable's raw or escaped form of it, replaced by ***."""
+        forms = {self.settings.api_key} | {os.environ.get(v, "") for v in KEY_VARS}
+        for form in sorted((f for f in forms if f and f.strip()), key=len, reverse=True):
+            for variant in (form, form.strip(), repr(form)[1:-1], repr(form.encode("utf-8", "replace"))[2:-1]):
+                if len(variant) >= 4:
+                    text = text.replace(variant, "***")
+        return text
 
     def complete(self, messages: Sequence[dict[str, str]], on_token: TokenCallback | None = None) -> Completion:
         """Send the messages (streaming when on_token is given), retrying transient failures with backoff."""
@@ -150,36 +178,76 @@ class ChatClient:
                 "stream": on_token is not None}
         headers = {"Authorization": f"Bearer {s.api_key}"} if s.api_key else {}
         emitted: list[str] = []
+        # --llm-timeout bounds the whole call, retries and waits included: httpx's timeout is per read, and a
+        # server that trickles bytes or keep-alive comments would otherwise hold `ask` for ever.
+        self._deadline = time.monotonic() + s.timeout
         with self._httpx.Client(timeout=s.timeout) as client:
             for attempt in range(s.retries + 1):
                 try:
                     return self._once(client, body, headers, on_token, emitted)
                 except _Transient as exc:
+                    left = self._deadline - time.monotonic()
+                    wait = min(exc.retry_after if exc.retry_after is not None else s.backoff * 2**attempt, _MAX_WAIT)
                     # Text already shown to the user cannot be taken back, so a broken stream is final.
-                    if attempt == s.retries or emitted:
+                    if attempt == s.retries or emitted or wait >= left:
                         tries = f" (after {attempt + 1} attempts)" if attempt else ""
                         raise AnswerError(self.mask(f"{exc}{tries}")) from None
-                    wait = min(exc.retry_after if exc.retry_after is not None else s.backoff * 2**attempt, _MAX_WAIT)
                     log.info("%s; retrying in %.1f s (%d of %d)", self.mask(str(exc)), wait, attempt + 1, s.retries)
                     time.sleep(wait)
         raise AssertionError("unreachable")
+
+    def _check_deadline(self) -> None:
+        if time.monotonic() > self._deadline:
+            raise _Deadline(f"no complete reply from {self.settings.url} within {self.settings.timeout:g} s; raise --llm-timeout")
+
+    def _chunks(self, resp: httpx.Response) -> Iterator[bytes]:
+        for chunk in resp.iter_bytes():
+            self._check_deadline()
+            yield chunk
+
+    def _read_body(self, resp: httpx.Response) -> bytes:
+        """A non-streamed body, read within the deadline and cut off past the size a reply can sensibly have."""
+        limit = _BODY_SLACK + 4 * _CHARS_PER_TOKEN * self.settings.max_tokens
+        parts: list[bytes] = []
+        size = 0
+        for chunk in self._chunks(resp):
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise AnswerError(f"the reply from {self.settings.url} is over {limit // 1024} KiB for {self.settings.max_tokens} "
+                                  "answer tokens; stopped reading (is --llm-base-url a chat completions endpoint?)")
+        return b"".join(parts)
+
+    def _lines(self, resp: httpx.Response) -> Iterator[str]:
+        """Lines of an event stream, checked against the deadline as every chunk arrives (not only at line ends)."""
+        pending = b""
+        for chunk in self._chunks(resp):
+            pending += chunk
+            if len(pending) > _BODY_SLACK and b"\n" not in pending:
+                raise AnswerError(f"a stream line from {self.settings.url} is over {_BODY_SLACK // 1024} KiB; stopped reading")
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.rstrip(b"\r").decode("utf-8", "replace")
+        if pending:
+            yield pending.rstrip(b"\r").decode("utf-8", "replace")
 
     def _once(self, client: httpx.Client, body: dict[str, Any], headers: dict[str, str], on_token: TokenCallback | None,
               emitted: list[str]) -> Completion:
         httpx, url = self._httpx, self.settings.url
         try:
-            with client.stream("POST", url, json=body, headers=headers) as resp:
+            left = max(0.01, self._deadline - time.monotonic())
+            with client.stream("POST", url, json=body, headers=headers, timeout=left) as resp:
                 if resp.status_code != 200:
-                    resp.read()
-                    raise self._status_error(resp)
+                    raise self._status_error(resp, self._read_body(resp))
                 if body["stream"] and "text/event-stream" in resp.headers.get("content-type", ""):
                     return self._read_events(resp, on_token, emitted)
-                resp.read()  # a server may ignore "stream" and send one JSON reply
-                completion = self._parse(resp.content)
+                completion = self._parse(self._read_body(resp))  # a server may ignore "stream" and send one JSON reply
                 if on_token is not None and completion.text:
                     emitted.append(completion.text)
                     on_token(completion.text)
                 return completion
+        except _Deadline as exc:
+            raise AnswerError(str(exc)) from None
         except httpx.TimeoutException:
             raise _Transient(f"no reply from {url} within {self.settings.timeout:g} s; raise --llm-timeout") from None
         except httpx.ConnectError as exc:
@@ -187,9 +255,9 @@ class ChatClient:
         except httpx.TransportError as exc:
             raise _Transient(f"the connection to {url} failed: {exc or type(exc).__name__}") from None
 
-    def _status_error(self, resp: httpx.Response) -> Exception:
+    def _status_error(self, resp: httpx.Response, content: bytes) -> Exception:
         code = resp.status_code
-        detail = _error_detail(resp.content)
+        detail = _error_detail(content)
         message = self.mask(f"{self.settings.url} answered {code} {resp.reason_phrase}" + (f": {detail}" if detail else ""))
         hint = _HINTS.get(code, "")
         message += f"; {hint}" if hint else ""
@@ -204,14 +272,15 @@ class ChatClient:
             text = choice["message"]["content"] or ""
             if not isinstance(text, str):
                 raise TypeError("content is not a string")
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
             raise AnswerError(self.mask(f"malformed reply from {self.settings.url} ({type(exc).__name__}: {exc}): {_snippet(content)}")) from None
         return Completion(text, choice.get("finish_reason"))
 
     def _read_events(self, resp: httpx.Response, on_token: TokenCallback | None, emitted: list[str]) -> Completion:
         """Server-sent events: `data: {chunk}` lines until `data: [DONE]`; each delta goes to on_token."""
         finish, done = None, False
-        for line in resp.iter_lines():
+        limit = _CHARS_PER_TOKEN * self.settings.max_tokens
+        for line in self._lines(resp):
             if not line.startswith("data:"):
                 continue  # blank separators, comments, event names
             data = line[5:].strip()
@@ -224,18 +293,26 @@ class ChatClient:
                 emitted.append(piece)
                 if on_token is not None:
                     on_token(piece)
+            if sum(map(len, emitted)) > limit:
+                log.warning("the reply stream from %s passed %d characters for %d answer tokens; stopped reading",
+                            self.settings.url, limit, self.settings.max_tokens)
+                return Completion("".join(emitted)[:limit], "length")
         return Completion("".join(emitted), finish, complete=done or finish is not None)
 
     def _event(self, data: str) -> tuple[str, str | None]:
         try:
             event = json.loads(data)
+            if not isinstance(event, dict):
+                raise TypeError("an event is not a JSON object")
             if "error" in event:
                 raise AnswerError(self.mask(f"{self.settings.url} reported an error mid-stream: {_snippet(data.encode())}"))
             choices = event.get("choices") or [{}]  # a usage-only event has no choices
+            if not isinstance(choices, list) or not isinstance(choices[0], dict):
+                raise TypeError("choices is not a list of objects")
             piece = (choices[0].get("delta") or {}).get("content") or ""
             if not isinstance(piece, str):
                 raise TypeError("delta content is not a string")
-        except (ValueError, AttributeError, TypeError) as exc:
+        except (ValueError, AttributeError, TypeError, KeyError, IndexError, RecursionError) as exc:
             raise AnswerError(self.mask(f"malformed stream event from {self.settings.url} ({exc}): {_snippet(data.encode())}")) from None
         return piece, choices[0].get("finish_reason")
 
@@ -252,7 +329,7 @@ def _error_detail(content: bytes) -> str:
         message = error.get("message") if isinstance(error, dict) else error
         if isinstance(message, str):
             return _snippet(message.encode())
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         pass
     return _snippet(content)
 

@@ -28,6 +28,9 @@ class Reply:
     echo_auth: bool = False  # error bodies repeat the Authorization header, as some real APIs do
     break_after: int | None = None  # stream this many pieces, then drop the connection mid-body
     done: bool = True  # end a stream with `data: [DONE]`
+    drip: str | None = None  # "comments": SSE keep-alive comments, "tokens": endless tokens, "bytes": a JSON body a byte at a time
+    drip_every: float = 0.05  # seconds between drips; a drip goes on for at most DRIP_LIMIT seconds
+    size: int = 0  # with raw=None and size > 0: a well-formed non-streamed reply whose text has this many characters
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,11 @@ def _respond(h: BaseHTTPRequestHandler, reply: Reply, received: Received) -> Non
         return _send(h, reply.status, {"error": {"message": f"failure {reply.status} {auth}".strip()}}, reply.headers)
     if reply.raw is not None:
         return _send_bytes(h, 200, reply.raw, reply.raw_type, reply.headers)
+    if reply.drip is not None:
+        return _drip(h, reply)
     text = reply.text(received.body) if callable(reply.text) else reply.text
+    if reply.size:
+        text = ("x" * 99 + " ") * (reply.size // 100)
     if received.body.get("stream"):
         return _stream(h, text, reply)
     message = {"role": "assistant", "content": text}
@@ -125,6 +132,24 @@ def _stream(h: BaseHTTPRequestHandler, text: str, reply: Reply) -> None:
         h.wfile.flush()
     if reply.done:
         h.wfile.write(b"data: [DONE]\n\n")
+
+
+DRIP_LIMIT = 20.0  # seconds: a dripping reply stops by itself, so a test can never hang on it
+
+
+def _drip(h: BaseHTTPRequestHandler, reply: Reply) -> None:
+    """A reply that never completes: keep-alive comments, tokens for ever, or a JSON body one byte at a time."""
+    h.send_response(200)
+    h.send_header("Content-Type", "application/json" if reply.drip == "bytes" else "text/event-stream")
+    h.end_headers()
+    chunk = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "more "}, "finish_reason": None}]}
+    piece = {"comments": b": keep-alive\n\n", "tokens": f"data: {json.dumps(chunk)}\n\n".encode(), "bytes": b" "}[reply.drip]
+    end = time.monotonic() + DRIP_LIMIT
+    h.wfile.write(b'{"choices": ' if reply.drip == "bytes" else b"")
+    while time.monotonic() < end:
+        h.wfile.write(piece)
+        h.wfile.flush()
+        time.sleep(reply.drip_every)
 
 
 def _send(h: BaseHTTPRequestHandler, status: int, data: dict[str, Any], headers: dict[str, str]) -> None:

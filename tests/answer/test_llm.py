@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import socket
+import time
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -296,10 +297,11 @@ def test_unauthorized_is_not_retried(server: ChatServer, index: ragkit.Index) ->
     assert len(server.requests) == 1
 
 
-def test_timeout_is_retried_then_reported(server: ChatServer, index: ragkit.Index) -> None:
+def test_timeout_is_a_deadline_for_the_whole_call_retries_included(server: ChatServer, index: ragkit.Index) -> None:
     server.default = Reply("late", delay=1.0)
+    start = time.monotonic()
     _fails(server, index, r"no reply from .* within 0.2 s", timeout=0.2, retries=1)
-    assert len(server.requests) == 2
+    assert len(server.requests) == 1 and time.monotonic() - start < 1.0  # no time was left to retry in
 
 
 def test_connection_refused(index: ragkit.Index) -> None:
@@ -486,3 +488,70 @@ def test_seeds_with_the_real_model_through_the_cli(tmp_path: Path, capsys: pytes
         assert c["chunk_id"] == hit.chunk.id
         assert docs[c["source"]].text[c["char_start"] : c["char_end"]] == c["quote"]
         assert hit.chunk.char_start <= c["char_start"] < c["char_end"] <= hit.chunk.char_end
+
+
+# ------------------------------------------------------------------ hostile servers and keys (issue 19, items 3 and 13-15)
+
+
+@pytest.mark.parametrize("drip", ["comments", "tokens", "bytes"])
+def test_a_server_that_never_finishes_is_stopped_at_the_deadline(server: ChatServer, index: ragkit.Index, drip: str) -> None:
+    server.default = Reply(drip=drip, drip_every=0.02)
+    start = time.monotonic()
+    with pytest.raises(LLMError, match=r"within 1 s; raise --llm-timeout"):
+        answerer(server, timeout=1.0, retries=2).answer(QUESTION, index.search(QUESTION, k=3), index, on_token=None if drip == "bytes" else [].append)
+    assert time.monotonic() - start < 3.0 and len(server.requests) == 1
+
+
+def test_retry_after_waits_stay_within_the_deadline(server: ChatServer, index: ragkit.Index) -> None:
+    server.default = Reply(status=503, headers={"Retry-After": "25"})
+    start = time.monotonic()
+    _fails(server, index, "503", timeout=1.0, retries=3)
+    assert time.monotonic() - start < 2.0 and len(server.requests) == 1
+
+
+def test_an_oversized_reply_is_cut_off(server: ChatServer, index: ragkit.Index) -> None:
+    server.default = Reply(size=3_000_000)
+    _fails(server, index, r"over \d+ KiB for 64 answer tokens; stopped reading", max_tokens=64)
+
+
+def test_an_endless_stream_is_cut_at_a_few_times_the_answer_budget(server: ChatServer, index: ragkit.Index) -> None:
+    server.default = Reply(drip="tokens", drip_every=0.0)
+    pieces: list[str] = []
+    answer = answerer(server, max_tokens=64, timeout=10.0).answer(QUESTION, index.search(QUESTION, k=3), index, on_token=pieces.append)
+    assert len("".join(pieces)) <= 16 * 64 + 10 and any("cut at 64 tokens" in w for w in answer.warnings)
+
+
+@pytest.mark.parametrize(
+    ("raw", "ctype", "stream"),
+    [
+        (b'data: {"choices": {"a": 1}}\n\ndata: [DONE]\n\n', "text/event-stream", True),
+        (b'data: [1, 2]\n\ndata: [DONE]\n\n', "text/event-stream", True),
+        (b'data: {"choices": ["x"]}\n\n', "text/event-stream", True),
+        (b"[" * 30_000 + b"]" * 30_000, "application/json", False),
+        (b'{"choices": {"0": {"message": {"content": "hi"}}}}', "application/json", False),
+        (b"data: " + b"[" * 30_000 + b"]" * 30_000 + b"\n\n", "text/event-stream", True),
+    ],
+)
+def test_malformed_replies_exit_3_with_the_passages(server: ChatServer, index: ragkit.Index, raw: bytes, ctype: str, stream: bool) -> None:
+    server.default = Reply(raw=raw, raw_type=ctype)
+    _fails(server, index, "malformed", stream=stream)
+
+
+@pytest.mark.parametrize("key", ["sk-secret-1234\r", "sk-secret-1234\n", " sk-secret-1234 "])
+def test_a_key_with_surrounding_white_space_is_stripped_and_works(server: ChatServer, index: ragkit.Index, monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    server.default = Reply("It rained late [1].")
+    answer = answerer(server).answer(QUESTION, index.search(QUESTION, k=3), index)
+    assert answer.text == "It rained late [1]." and server.requests[0].headers["authorization"] == "Bearer sk-secret-1234"
+
+
+@pytest.mark.parametrize("key", ["sk-sécret-1234", "sk-secret\x071234", "sk-secret 1234", "sk-secret\r\n1234"])
+def test_a_key_that_cannot_be_sent_is_a_usage_error_naming_the_variable_not_the_key(
+    server: ChatServer, index_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    code, out, err = run(ask_cli(index_path, server), capsys)
+    assert code == 2 and "OPENAI_API_KEY" in err and len(err.strip().splitlines()) == 1, err
+    for form in (key, key.strip(), repr(key)[1:-1], "secret"):
+        assert form not in out + err
+    assert server.requests == []
