@@ -45,10 +45,11 @@ def index(
     overlap: int | None = typer.Option(None, "--overlap", min=0, help="Turns repeated between neighbouring chunks (default: the index's, else 0)."),
     force: bool = typer.Option(False, "--force", help="Rebuild from scratch: re-embed everything, replace a corrupt or newer-format index."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be added, changed and removed; write nothing."),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Also index files that symbolic links lead to outside the corpus folder."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Build an index, or update an existing one: only new and changed chunk texts are embedded."""
-    _, summary = build_index(list(paths or []), output, embedder, max_tokens, overlap, force=force, dry_run=dry_run)
+    _, summary = build_index(list(paths or []), output, embedder, max_tokens, overlap, force=force, dry_run=dry_run, follow_symlinks=follow_symlinks)
     typer.echo(json.dumps(summary, ensure_ascii=False, indent=2) if as_json else index_message(summary))
 
 
@@ -68,7 +69,7 @@ def search(
     as_json: bool = JsonOpt,
 ) -> None:
     """Print the passages most similar to QUERY, with scores."""
-    check_text(query, "query")
+    query = check_text(query, "query")
     check_links(link_template)
     from .render import render_hits
 
@@ -87,12 +88,12 @@ class Streamer:
         self.started = False
 
     def __call__(self, piece: str) -> None:
-        from .render import safe
+        from .terminal import safe_block
 
         if not self.started:
             typer.echo("Answer:\n  ", nl=False)
             self.started = True
-        typer.echo(safe(piece), nl=False)
+        typer.echo(safe_block(piece), nl=False)
 
     def end(self) -> None:
         if self.started:
@@ -150,7 +151,7 @@ def ask(
     as_json: bool = JsonOpt,
 ) -> None:
     """Answer QUESTION from the corpus, citing the passages used."""
-    check_text(question, "question")
+    question = check_text(question, "question")
     check_links(link_template)
     from ..answer import ask as run_ask
     from ..errors import AnswerError

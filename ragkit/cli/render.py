@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,13 +9,7 @@ from typing import Any
 from ..chunking import turn_content
 from ..datatypes import Answer, Chunk, Document, Hit, Turn, format_time
 from ..readers.subtitles import clean_text, span_times
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def safe(text: str) -> str:
-    """Terminal-safe text: control and bidi characters shown escaped (the JSON output keeps them)."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+from .terminal import safe
 
 
 def _where(chunk: Chunk, start: float | None, speaker: str | None = None) -> str:

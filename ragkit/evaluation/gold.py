@@ -73,6 +73,8 @@ def _parse_question(line: str, n: int, where: str) -> GoldQuestion:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
         raise GoldError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); write one JSON object a line") from None
+    except RecursionError:
+        raise GoldError(f"{where}: JSON nested too deeply to be a gold question") from None
     if not isinstance(data, dict):
         raise GoldError(f"{where}: expected a JSON object with \"question\" and \"evidence\", got {type(data).__name__}")
     question, evidence, tags = data.get("question"), data.get("evidence"), data.get("tags", [])

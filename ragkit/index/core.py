@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..chunking import ChunkSettings, chunk_corpus
 from ..datatypes import Chunk, Document, Hit, Turn
-from ..embed import Embedder, load_embedder
+from ..embed import Embedder, index_embedder, is_code_spec, load_embedder
 from ..errors import EmbedderMismatchError, IndexFormatError, MissingIndexError, UsageError
 from ..storage.diskio import (
     file_digest,
@@ -104,7 +104,7 @@ class Index:
     def embedder(self) -> Embedder:
         """The query embedder, loaded on first use and checked against the manifest."""
         if self._embedder is None:
-            self._embedder = load_embedder(self.manifest["embedder"]["spec"])
+            self._embedder = index_embedder(self.manifest["embedder"]["spec"], self.path or "this index")
         built, dim = self.manifest["embedder"]["spec"], int(self.manifest["embedder"]["dim"])
         if self._embedder.dim != dim:
             raise EmbedderMismatchError(
@@ -211,9 +211,13 @@ class Index:
         check_before_parse(manifest, blobs[CHUNKS], blobs[SOURCES], blobs[VECTORS_FILE], folder)
         chunks = [chunk_from_record(d, folder / CHUNKS) for d in parse_jsonl(blobs[CHUNKS], folder / CHUNKS)]
         documents = [document_from_record(d, folder / SOURCES) for d in parse_jsonl(blobs[SOURCES], folder / SOURCES)]
-        unknown = {c.source for c in chunks} - {d.source for d in documents}
-        if unknown:
-            raise corrupt(f"{folder / CHUNKS} has chunks of {sorted(unknown)[0]!r}, which {SOURCES} lacks")
+        by_source = {d.source: d for d in documents}
+        for chunk in chunks:
+            doc = by_source.get(chunk.source)
+            if doc is None:
+                raise corrupt(f"{folder / CHUNKS} has chunks of {chunk.source!r}, which {SOURCES} lacks")
+            if chunk.last_turn >= len(doc.turns) or chunk.char_end > len(doc.text):
+                raise corrupt(f"{folder / CHUNKS}: chunk {chunk.id!r} reaches past its source's turns or text")
         store = FaissStore.from_bytes(blobs[VECTORS_FILE])
         if len(store) != len(chunks) or store.dim != manifest["embedder"]["dim"]:
             raise corrupt(f"{folder / VECTORS_FILE} holds {len(store)} vectors of dim {store.dim}, expected {len(chunks)} of dim {manifest['embedder']['dim']}")
@@ -238,6 +242,8 @@ def _index_folder(root: Path) -> Path:
         raise MissingIndexError(f"{root}: no index here; build one with `ragkit index PATH -o {root}`")
     if root.is_symlink() and not folder.exists():
         raise corrupt(f"{root} points to {folder.name}, which is missing")
+    if folder.exists() and not folder.is_dir():
+        raise MissingIndexError(f"{root}: is a file, not a ragkit index (an index is a folder); pass the index folder with -i")
     if folder.is_dir() and not any((folder / n).exists() for n in (MANIFEST, MANIFEST + ".sha256", *DATA_FILES)):
         what = "empty folder, no index" if not any(folder.iterdir()) else "no ragkit index here (no manifest.json)"
         raise MissingIndexError(f"{root}: {what}; build one with `ragkit index PATH -o {root}`")
@@ -268,4 +274,5 @@ def query_embedder(asked: str | Embedder | None, built_with: Embedder) -> Embedd
     A spec may build with the int8 export but queries use fp32 (see load_embedder), and an index searched
     right after its build must rank exactly like the same index loaded from disk.
     """
-    return None if asked is None or isinstance(asked, str) else built_with
+    # A code spec the caller passed is trusted for this run; reloading it from the manifest would not be.
+    return None if asked is None or (isinstance(asked, str) and not is_code_spec(asked)) else built_with

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..chunking import ChunkSettings, chunk_corpus
 from ..datatypes import Chunk, Document
-from ..embed import DEFAULT_EMBEDDER, INT8_BACKEND, Embedder, load_embedder
+from ..embed import DEFAULT_EMBEDDER, INT8_BACKEND, Embedder, load_embedder, refuse_code_spec
 from ..errors import MissingIndexError, RagkitError
 from ..storage.diskio import clean_leftovers, recover, resolve_index, writable_target
 from ..storage.lock import index_lock
@@ -168,7 +168,10 @@ def update_index(
 def _spec(embedder: str | Embedder | None, manifest: dict[str, Any] | None) -> str:
     if embedder is not None:
         return embedder if isinstance(embedder, str) else embedder.spec
-    return manifest["embedder"]["spec"] if manifest else DEFAULT_EMBEDDER
+    if manifest is None:
+        return DEFAULT_EMBEDDER
+    refuse_code_spec(manifest["embedder"]["spec"], "the index")
+    return manifest["embedder"]["spec"]
 
 
 def _settings(manifest: dict[str, Any] | None, max_tokens: int | None, overlap_turns: int | None) -> ChunkSettings:
@@ -200,6 +203,7 @@ def recorded_corpus(path: str | Path) -> list[str]:
 def refresh(
     path: str | Path, corpus: Sequence[str | Path], embedder: str | Embedder | None = None, *, max_tokens: int | None = None,
     overlap_turns: int | None = None, force: bool = False, dry_run: bool = False, progress: Progress | None = None,
+    follow_symlinks: bool = False,
 ) -> tuple[Index | None, UpdateReport]:
     """Bring the index at path up to date with the corpus under the writer lock; publish only when something changed.
 
@@ -215,7 +219,7 @@ def refresh(
             clean_leftovers(target)  # the lock proves no writer uses them
         previous = _previous(target) if not force else None
         recorded = previous.manifest if previous else recorded_manifest(target)
-        documents = read_corpus(*corpus)
+        documents = read_corpus(*corpus, follow_symlinks=follow_symlinks)
         settings = _settings(recorded, max_tokens, overlap_turns)
         spec = _spec(embedder, recorded)
         plan = plan_update(previous, documents, spec, settings, force)

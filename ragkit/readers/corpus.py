@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ..datatypes import Document, Turn
@@ -75,7 +77,8 @@ def read_document(path: str | Path, source: str | None = None, speakers: dict[st
     if fmt in FILE_READERS:
         turns = FILE_READERS[fmt](text, str(path))
     elif fmt == "json":
-        turns, fmt = read_json_transcript(text, str(path))
+        # An empty .json is an empty file like any other (skipped by read_corpus), not invalid JSON.
+        turns, fmt = read_json_transcript(text, str(path)) if text.strip() else ([], fmt)
     elif fmt == "podcast":
         turns = read_podcast(text, body)
     elif fmt == "chat":
@@ -83,7 +86,9 @@ def read_document(path: str | Path, source: str | None = None, speakers: dict[st
     else:
         turns = read_prose(text, body)
     turns, speaker_map = apply_speakers(turns, resolve_speakers(path, speakers))
-    title = meta.get("title") or _default_title(path)
+    # JSON escapes can hold lone surrogates ("\\ud800"), which no UTF-8 output can carry.
+    turns = [replace(t, speaker=scrub(t.speaker)) if t.speaker and _SURROGATE.search(t.speaker) else t for t in turns]
+    title = scrub(meta.get("title") or _default_title(path))
     return Document(
         source=source,
         title=title,
@@ -92,10 +97,28 @@ def read_document(path: str | Path, source: str | None = None, speakers: dict[st
         date=meta.get("date") or None,
         format=fmt,
         sha256=hashlib.sha256(data).hexdigest(),
-        url=meta.get("url") or None,
+        url=_http_url(meta.get("url"), path),
         path=str(path.resolve()),
         speaker_map=speaker_map,
     )
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def scrub(text: str) -> str:
+    """Lone surrogates (from JSON escapes) as U+FFFD, so every later UTF-8 encode succeeds."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _http_url(url: str | None, path: Path) -> str | None:
+    """A sidecar url only when it is a plain http(s) address: it becomes a link that people click."""
+    if not url:
+        return None
+    if re.fullmatch(r"https?://[^\s\x00-\x1f\x7f]+", url):
+        return url
+    log.warning("%s: sidecar url %r is not an http(s) address; no links for this source", path, url[:80])
+    return None
 
 
 def read_json_transcript(text: str, name: str) -> tuple[list[Turn], str]:
@@ -129,6 +152,8 @@ def _sidecar(path: Path) -> dict[str, str]:
             data = json.loads(read_source_text(candidate))
         except json.JSONDecodeError as exc:
             raise TranscriptError(f"{candidate}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+        except RecursionError:
+            raise TranscriptError(f"{candidate}: JSON nested too deeply to be a sidecar") from None
         if isinstance(data, dict) and not _looks_like_transcript(data):
             return {k: str(v) for k, v in data.items() if isinstance(v, (str, int, float))}
     return {}
@@ -159,8 +184,14 @@ def _is_source_file(path: Path) -> bool:
     return path.suffix.lower() in TEXT_SUFFIXES | JSON_SUFFIXES | set(FILE_READERS)
 
 
-def iter_source_files(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
-    """Files under the given paths with their source names (relative to the folder given)."""
+def iter_source_files(
+    paths: Sequence[str | Path], *, follow_symlinks: bool = False, on_skip: Callable[[str], None] | None = None,
+) -> list[tuple[Path, str]]:
+    """Files under the given paths with their source names (relative to the folder given).
+
+    Unreadable folders are reported and skipped. A symlink that leads outside its corpus folder (to
+    `/proc/self/status`, to someone's home) is reported and skipped unless `follow_symlinks`.
+    """
     found: list[tuple[Path, str]] = []
     for raw in paths:
         root = Path(raw)
@@ -169,19 +200,38 @@ def iter_source_files(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
         if root.is_file():
             found.append((root, root.name))
             continue
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            rel = path.relative_to(root)
-            if any(part.startswith(".") for part in rel.parts):
+        inside = os.path.realpath(root)
+        files = []
+
+        def unreadable(exc: OSError) -> None:
+            _skip(f"{exc.filename}: cannot read this folder ({exc.strerror}); skipped", on_skip)
+
+        for folder, dirs, names in os.walk(root, onerror=unreadable, followlinks=follow_symlinks):
+            dirs[:] = [d for d in dirs if not d.startswith(".") and (follow_symlinks or _within(Path(folder) / d, inside, on_skip))]
+            files += [Path(folder) / n for n in names if not n.startswith(".")]
+        for path in sorted(files):
+            if not _is_source_file(path) or _is_sidecar(path) or path.name == SPEAKERS_FILE:
                 continue
-            if _is_source_file(path) and not _is_sidecar(path) and path.name != SPEAKERS_FILE:
-                found.append((path, rel.as_posix()))
+            if (follow_symlinks or _within(path, inside, on_skip)) and path.is_file():
+                found.append((path, path.relative_to(root).as_posix()))
     return found
 
 
-def read_corpus(*paths: str | Path, on_skip: Callable[[str], None] | None = None) -> list[Document]:
+def _within(path: Path, root: str, on_skip: Callable[[str], None] | None) -> bool:
+    """Whether path (a symlink or not) stays inside the corpus folder root; a link out of it is reported."""
+    if not path.is_symlink():
+        return True
+    real = os.path.realpath(path)
+    if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+        return True
+    _skip(f"{path}: a symbolic link to {real}, outside the corpus; skipped (pass --follow-symlinks to index it)", on_skip)
+    return False
+
+
+def read_corpus(*paths: str | Path, on_skip: Callable[[str], None] | None = None, follow_symlinks: bool = False) -> list[Document]:
     """Read every transcript under the given files or folders; empty files are skipped with a warning."""
     paths = paths or ("seeds",)
-    files = iter_source_files(paths)
+    files = iter_source_files(paths, follow_symlinks=follow_symlinks, on_skip=on_skip)
     if not files:
         raise CorpusError(f"{', '.join(map(str, paths))}: no transcript files found (.txt, .md, .json, ...)")
     docs = []

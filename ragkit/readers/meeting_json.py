@@ -58,3 +58,5 @@ def _load_json(text: str, name: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise TranscriptError(f"{name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    except RecursionError:
+        raise TranscriptError(f"{name}: JSON nested too deeply (over about 1,000 levels) to be a transcript") from None

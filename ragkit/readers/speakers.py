@@ -157,6 +157,8 @@ def _load(path: Path) -> object:
         raise TranscriptError(f"{path}: cannot read ({exc.strerror}); check the path and permissions") from exc
     except UnicodeDecodeError as exc:
         raise TranscriptError(f"{path}: not UTF-8 (byte {exc.start}); re-save it as UTF-8") from exc
+    except RecursionError:
+        raise TranscriptError(f"{path}: JSON nested too deeply to be a speakers file") from None
     except json.JSONDecodeError as exc:
         raise TranscriptError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg}); expected e.g. {EXAMPLE}") from exc
 

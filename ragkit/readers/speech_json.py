@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 
@@ -102,6 +103,8 @@ def _json_seconds(value: object, where: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TranscriptError(f"{where} is {value!r}; expected a number of seconds or null")
+    if not math.isfinite(value):
+        raise TranscriptError(f"{where} is {value!r}; expected a finite number of seconds or null")
     return float(value)
 
 

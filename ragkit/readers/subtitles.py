@@ -53,7 +53,7 @@ def clean_text(raw: str) -> str:
             value = json.loads(raw)
         except ValueError:
             value = None
-        raw = value if isinstance(value, str) else raw
+        raw = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace") if isinstance(value, str) else raw
     raw = _ENTITY.sub(lambda m: html.unescape(m.group()), _TAG.sub("", raw))
     return " ".join(raw.split())
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -29,6 +30,9 @@ PLACEHOLDERS: dict[str, str] = {
 _VALID = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
 
 
+_HTTP = re.compile(r"https?://[^\s\x00-\x1f\x7f]+")
+
+
 def check_template(template: str) -> tuple[str, ...]:
     """The placeholders a link template uses; a UsageError names a bad one and lists the valid ones."""
     try:
@@ -47,6 +51,11 @@ def check_template(template: str) -> tuple[str, ...]:
             shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
             raise UsageError(f"link template {template!r}: {shown} has a format spec; use the plain {{{name}}} ({_VALID})")
         names.append(name)
+    head = parsed[0][0] if parsed else ""
+    if not re.match(r"https?://", head) and not (head == "" and parsed and parsed[0][1] == "url"):
+        raise UsageError(f"link template {template!r}: links must be http:// or https:// addresses; start it with one, or with {{url}}")
+    if re.search(r"[\x00-\x1f\x7f\s]", template):
+        raise UsageError(f"link template {template!r}: white space and control characters are not allowed in a link")
     return tuple(names)
 
 
@@ -84,7 +93,8 @@ def link_for(template: str | None, source: str, url: str | None, start: float | 
     values = _values(source, url, start, end)
     if any(values[name] is None for name in check_template(template)):
         return None  # a link to the wrong place (no time, no url) is worse than none
-    return template.format_map(values)
+    link = template.format_map(values)
+    return link if _HTTP.fullmatch(link) else None  # {url} can only be an http(s) url (see readers), but check the result
 
 
 @overload

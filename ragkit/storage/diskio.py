@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,9 +37,20 @@ def file_digest(path: Path) -> dict[str, Any]:
     return {"sha256": h.hexdigest(), "bytes": size}
 
 
+_WRITE_FIX = {
+    errno.ENOSPC: "free disk space and retry",
+    errno.EDQUOT: "free space within your disk quota and retry",
+    errno.EFBIG: "the file system cannot hold a file this large; write the index elsewhere with -o",
+    errno.EACCES: "check the folder's permissions, or write the index elsewhere with -o",
+    errno.EPERM: "check the folder's permissions, or write the index elsewhere with -o",
+    errno.EROFS: "the file system is read-only; write the index elsewhere with -o",
+}
+
+
 def write_error(path: Path, exc: BaseException) -> RagkitError:
     reason = getattr(exc, "strerror", None) or str(exc)
-    return RagkitError(f"{path}: cannot write ({reason}); free disk space and retry; the previous index is unchanged")
+    fix = _WRITE_FIX.get(getattr(exc, "errno", None) or 0, "retry, or write the index elsewhere with -o")
+    return RagkitError(f"{path}: cannot write ({reason}); {fix}; the previous index is unchanged")
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -67,10 +80,14 @@ def sum_path(path: Path) -> Path:
 
 def _read(path: Path, limit: int, hint: str) -> bytes:
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size > limit:
-                raise IndexFormatError(f"index is corrupt: {path} has {size} bytes, far more than expected; {hint}")
+        # O_NONBLOCK: opening a FIFO (or a device) planted in the index must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise IndexFormatError(f"index is corrupt: {path} is not a regular file; {hint}")
+            if info.st_size > limit:
+                raise IndexFormatError(f"index is corrupt: {path} has {info.st_size} bytes, far more than expected; {hint}")
             return fh.read(limit + 1)
     except FileNotFoundError:
         raise IndexFormatError(f"index is corrupt: {path} is missing; {hint}") from None
@@ -138,10 +155,37 @@ def current_version(target: Path) -> Path | None:
     return target.parent / link if _pattern(target, "version").fullmatch(link) else None
 
 
+MAX_LINKS = 40  # as the kernel's own limit on symbolic links in one path
+
+
+def _loop_error(path: Path) -> RagkitError:
+    return RagkitError(f"{path}: a symbolic link loop (or over {MAX_LINKS} links in a row); point -i/-o at a real folder")
+
+
+def canonical_target(path: Path) -> Path:
+    """The index location behind the user's symlinks (ours, `name -> .name.v-N`, is kept): one location, one lock.
+
+    `latest -> idx` and `idx` must lock and publish the same index, or two writers could run at once and one
+    would build its new version inside the other's current one.
+    """
+    current = Path(os.path.abspath(path))
+    for _ in range(MAX_LINKS):
+        current = Path(os.path.realpath(current.parent)) / current.name
+        if not current.is_symlink() or current_version(current) is not None:
+            return current
+        current = Path(os.path.abspath(current.parent / os.readlink(current)))
+    raise _loop_error(path)
+
+
 def resolve_index(target: Path) -> Path | None:
     """The folder holding the index files now, or None when there is no index at target."""
     if os.path.lexists(target):
-        return target.resolve()
+        try:
+            return target.resolve(strict=True)
+        except FileNotFoundError:
+            return target.resolve()  # a dangling link: the caller names what is missing
+        except (RuntimeError, OSError) as exc:  # RuntimeError: Python < 3.13 on a symlink loop
+            raise _loop_error(target) from exc
     versions = _entries(target, "version")
     if versions:  # a writer was killed while turning a plain folder into a link; its newest version is complete
         log.warning("%s: missing; reading %s (the next `ragkit index` restores the link)", target, versions[-1].name)
@@ -227,7 +271,11 @@ def publish_directory(tmp: Path, target: Path) -> Path:
         fsync_dir(tmp)
         version = target.parent / f".{target.name}{VERSION_MARK}{time.time_ns():020d}"
         os.rename(tmp, version)
-        _link(target, version)
+        try:
+            _link(target, version)
+        except OSError:
+            _remove(version)  # never published: a complete copy left on a full disk helps nobody
+            raise
         fsync_dir(target.parent)
     except OSError as exc:
         raise RagkitError(f"{target}: cannot publish the new index ({exc.strerror or exc}); the previous index is unchanged") from exc
@@ -236,7 +284,5 @@ def publish_directory(tmp: Path, target: Path) -> Path:
 
 
 def writable_target(path: Path) -> Path:
-    """Where to publish: path itself, or the folder behind a symlink the user made (not one of ours)."""
-    if path.is_symlink() and current_version(path) is None and path.resolve().is_dir():
-        return path.resolve()
-    return path
+    """Where to publish: path itself, or what is behind the symlinks the user made (not one of ours)."""
+    return canonical_target(path)

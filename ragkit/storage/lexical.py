@@ -120,7 +120,10 @@ class Bm25:
     def check(self, what: str) -> None:
         """The shapes scoring relies on, so a bad file fails here and not inside numpy."""
         ok = (
-            self.data.ndim == self.indices.ndim == self.indptr.ndim == 1
+            self.data.dtype.kind == "f" and self.indices.dtype.kind in "iu" and self.indptr.dtype.kind in "iu"
+            and isinstance(self.vocab, dict) and isinstance(self.rows, int)
+            and all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in self.vocab.items())
+            and self.data.ndim == self.indices.ndim == self.indptr.ndim == 1
             and len(self.indptr) == len(self.vocab) + 1
             and len(self.data) == len(self.indices) == int(self.indptr[-1])
             and bool((self.indptr[1:] >= self.indptr[:-1]).all()) and int(self.indptr[0]) == 0

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import IndexLockedError, RagkitError
+from .diskio import canonical_target
 
 POLL_SECONDS = 0.1
 # Registry of locks this process holds, so Index.save() inside a locked CLI build does not lock itself out.
@@ -30,7 +31,7 @@ def index_lock(target: str | Path, wait: float = 0.0) -> Iterator[Path]:
     holder's PID only for the error message; it is never deleted, because unlinking a lock file
     while another process waits on it would let two writers in.
     """
-    path = lock_path(Path(target).absolute())
+    path = lock_path(canonical_target(Path(target)))
     key = (str(path), os.getpid(), threading.get_ident())  # a forked child does not hold its parent's lock
     if key in _HELD:
         _HELD[key] += 1

@@ -62,7 +62,11 @@ def check_shape(manifest: dict[str, Any], path: Path) -> None:
         meta = manifest["files"].get(name)
         if not (isinstance(meta, dict) and _is_count(meta.get("bytes")) and isinstance(meta.get("sha256"), str)):
             raise corrupt(f"{path} lists no size and sha256 for {name}")
-    if not isinstance(manifest.setdefault("corpus", []), list):
+    for entry in manifest["sources"]:
+        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("path", "title", "sha256", "file"))
+                and _is_count(entry.get("turns")) and _is_count(entry.get("chunks")) and isinstance(entry.get("speakers", {}), dict)):
+            raise corrupt(f"{path} has a malformed source entry ({str(entry)[:60]})")
+    if not isinstance(manifest.setdefault("corpus", []), list) or not all(isinstance(c, str) for c in manifest["corpus"]):
         raise corrupt(f"{path} has an invalid 'corpus'")
     try:
         ChunkSettings(**manifest["chunking"])

@@ -206,10 +206,10 @@ def test_link_template_in_json_and_human_search(formats_cli_index: Path, capsys:
 
 def test_ask_json_has_seconds_and_links(formats_cli_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["ask", "Collisions at those junctions fell by a third.", "-i", str(formats_cli_index), "--json",
-                        "--link-template", "{source}#t={start},{end}"], capsys)
+                        "--link-template", "https://e.org/{source}#t={start},{end}"], capsys)
     data = json.loads(out)
     cited = next(c for c in data["citations"] if c["source"] == "labels.srt")
-    assert code == 0 and (cited["start"], cited["end"], cited["link"]) == (3.2, 6.0, "labels.srt#t=3.2,6")
+    assert code == 0 and (cited["start"], cited["end"], cited["link"]) == (3.2, 6.0, "https://e.org/labels.srt#t=3.2,6")
     assert all("link" in h for h in data["hits"])
 
 

@@ -6,8 +6,8 @@ import json
 import logging
 import re
 import socket
-import time
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any

@@ -30,7 +30,7 @@ from ragkit.embed.onnx_model import (
     pool,
     read_layout,
 )
-from ragkit.errors import UsageError
+from ragkit.errors import EmbedderError, UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 QMSUM = Path("/work/shared/datasets/qmsum/test")
@@ -183,7 +183,7 @@ def test_a_failed_export_is_tried_once_per_build(tmp_path: Path, monkeypatch: py
 
 def test_forced_onnx_without_a_local_model_says_how_to_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OnnxUnavailableError, match="st:PATH"):
+    with pytest.raises(EmbedderError, match="not on disk.*ragkit never downloads one.*st:PATH"):
         load_embedder(f"st:{tmp_path / 'no-such-model'}", backend="onnx")
 
 
