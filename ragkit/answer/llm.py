@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from ..datatypes import Answer, Citation, Hit, format_time
 from ..errors import AnswerError, UsageError
 from .base import citation, sentences
-from .llm_client import ChatClient, Completion, LLMSettings, TokenCallback, require_httpx, resolve_settings
+from .llm_client import ChatClient, Completion, TokenCallback, require_httpx
+from .llm_settings import LLMSettings, resolve_settings
 
 if TYPE_CHECKING:
     from ..chunking import TokenCounter

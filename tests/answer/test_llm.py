@@ -18,7 +18,7 @@ from llm_server import ChatServer, Received, Reply
 import ragkit
 from ragkit.answer import verify_citations
 from ragkit.answer.llm import LLMAnswerer, LLMError, build_messages, check_markers, message_tokens
-from ragkit.answer.llm_client import resolve_settings
+from ragkit.answer.llm_settings import resolve_settings
 from ragkit.chunking import ChunkSettings, tiktoken_counter
 from ragkit.cli import typer_app as cli
 from ragkit.datatypes import format_time
