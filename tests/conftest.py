@@ -12,7 +12,11 @@ from ragkit.datatypes import Chunk, Document
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"
-QMSUM_TEST = Path("/work/shared/datasets/qmsum/test")
+# shared/ sits beside the checkout (CI clones elsewhere and copies it there); the developers' copy is /work/shared.
+QMSUM_TEST = next(
+    (p for p in (REPO.parent / "shared" / "datasets" / "qmsum" / "test", Path("/work/shared/datasets/qmsum/test")) if p.is_dir()),
+    Path("/work/shared/datasets/qmsum/test"),
+)
 HASH_EMBEDDER = "hash:256"
 
 # Page text, a topic heading, inline and next-line turn text, a continuation at a new time, h:mm:ss.

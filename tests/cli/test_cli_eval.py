@@ -7,10 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import QMSUM_TEST
 
 from ragkit.cli import main
 
-QMSUM = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "qmsum" / "test"
+QMSUM = QMSUM_TEST
 SHOW = (
     "Ann (00:01):\nThe harvest failed because the rain came late in the spring.\n\n"
     "Bob (00:20):\nMarkets were calm and prices held steady all year.\n\n"

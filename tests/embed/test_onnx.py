@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import QMSUM_TEST
 
 from ragkit.embed import BACKEND_ENV, SentenceTransformerEmbedder, bundled_model_path, ensure_onnx_export, load_embedder
 from ragkit.embed.calibration import calibration_texts
@@ -33,7 +34,7 @@ from ragkit.embed.onnx_model import (
 from ragkit.errors import EmbedderError, UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
-QMSUM = Path("/work/shared/datasets/qmsum/test")
+QMSUM = QMSUM_TEST
 MODEL = bundled_model_path()
 UNICODE = ["Ünïcödé naïve café", "東京で会議がありました。", "数据是瓶颈", "مرحبا بالعالم", "Ελληνικά κείμενα", "emoji 🎉🚀 ok", "Ｆｕｌｌｗｉｄｔｈ"]
 ODD = ["", " ", "\n\t", "?!...", "—", "...", "$$$ %%% ^^^", "[laughter]", "um", "A", "12:34", "🙂"]

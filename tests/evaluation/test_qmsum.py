@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from conftest import QMSUM_TEST
 
 from ragkit.chunking import ChunkSettings
 from ragkit.errors import CorpusError, UsageError
@@ -15,7 +16,7 @@ from ragkit.evaluation.gold import GoldError
 from ragkit.evaluation.qmsum import meeting_gold, parse_settings, read_meetings, render_qmsum, run_qmsum
 from ragkit.readers.corpus import read_document
 
-QMSUM = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "qmsum" / "test"
+QMSUM = QMSUM_TEST
 SMALL = ChunkSettings(max_tokens=16, tokenizer="words")  # every synthetic turn (>= 9 words) is its own chunk
 METRICS = ("hit_at_k", "hit_at_5", "recall_at_k", "mrr_at_10", "ndcg_at_10", "recall_at_budget")
 
