@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -125,3 +127,18 @@ def assert_chunks(doc: Document, chunks: Sequence[Chunk], count: TokenCounter, m
 def check_chunks() -> Callable[[Document, Sequence[Chunk], TokenCounter, int], None]:
     """assert_chunks as a fixture."""
     return assert_chunks
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`ragkit ARGV` in this process: exit code, stdout, stderr."""
+    from ragkit.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def run_process(args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    """`ragkit ARGS` in a new process (real stdio, real signals), text mode."""
+    return subprocess.run([sys.executable, "-m", "ragkit.cli", *args], capture_output=True, text=True, timeout=120, **kw)  # type: ignore[call-overload]

@@ -11,24 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_main as run
+from conftest import run_process as cli
 
-from ragkit.cli import main
 from ragkit.index import Index
 from ragkit.readers import read_corpus
 
 PODCAST = "Ana (00:01):\nThe river rose in spring.\n\nBen (00:09):\nThen the garden flooded twice.\n"
 ESCAPES = "\x1b]0;PWNED\x07\x1b[2J"
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
-
-
-def cli(args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ragkit.cli", *args], capture_output=True, text=True, timeout=120, **kw)  # type: ignore[call-overload]
 
 
 def test_escape_sequences_in_file_names_never_reach_the_terminal(tmp_path: Path) -> None:

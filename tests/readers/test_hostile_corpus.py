@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import run_main as run
 
 import ragkit
-from ragkit.cli import main
 from ragkit.errors import RagkitError, TranscriptError
 from ragkit.evaluation import GoldError, read_gold
 from ragkit.index import Index
@@ -17,13 +17,6 @@ from ragkit.readers import read_corpus, read_document
 
 DEEP = "[" * 100_000 + "]" * 100_000
 PODCAST = "Ana (00:01):\nThe river rose in spring.\n\nBen (00:09):\nThen the garden flooded twice.\n"
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
 
 
 def test_deeply_nested_json_transcript_is_a_transcript_error(tmp_path: Path) -> None:
