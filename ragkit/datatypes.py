@@ -40,6 +40,8 @@ class Document:
     path: str = ""
     # Diarization label -> name entries applied at read time (for the manifest).
     speaker_map: dict[str, str] = field(default_factory=dict)
+    # Repairs made while reading ("line 12: cue ends before it starts; end set to its start").
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,15 @@ class Hit:
     link: str | None = None
     before: tuple[Turn, ...] = ()
     after: tuple[Turn, ...] = ()
+    # The turn (or cue) inside the chunk that best matches the query: who says it and when, so a link
+    # plays the right moment rather than the chunk's start.
+    speaker: str | None = None
+    start: float | None = None
+
+
+def speaker_matches(wanted: str | None, speaker: str | None) -> bool:
+    """The `--speaker` rule everywhere: a case-insensitive part of the name ("marketing" matches "Marketing Lead")."""
+    return not wanted or (speaker is not None and wanted.casefold().strip() in speaker.casefold())
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..datatypes import Answer, Hit
+from ..datatypes import Answer, Hit, speaker_matches
 from ..readers.subtitles import clean_text
 from .base import Sentence, citation, sentences
 
@@ -32,8 +32,9 @@ class ExtractiveAnswerer:
         self.abstain_below = abstain_below
         self.hit_weight = hit_weight
 
-    def answer(self, question: str, hits: Sequence[Hit], index: Index) -> Answer:
-        candidates = [s for hit in hits for s in sentences(index, hit)]
+    def answer(self, question: str, hits: Sequence[Hit], index: Index, speaker: str | None = None) -> Answer:
+        """With speaker, only sentences that speaker said are candidates (every quote is theirs)."""
+        candidates = [s for hit in hits for s in sentences(index, hit) if speaker_matches(speaker, s.speaker)]
         if not candidates:
             return Answer(question, "", (), tuple(hits), self.spec)
         vectors = embed_in_small_batches(index.embedder, [question] + [c.quote for c in candidates])

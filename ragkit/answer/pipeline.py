@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..errors import RagkitError
+from ..datatypes import speaker_matches
+from ..errors import RagkitError, UsageError
 from .base import Answerer
 from .extractive import ExtractiveAnswerer
 
@@ -32,10 +34,26 @@ def load_answerer(spec: str | Answerer = "extractive", **options: object) -> Ans
             raise RagkitError(f"answerer {spec!r}: cannot import {kind}:{arg} ({exc})") from exc
         if isinstance(obj, Answerer):
             return obj
-    raise RagkitError(f"answerer {spec!r}: unknown; use extractive, llm[:model] or package.module:Class")
+    raise UsageError(f"-a/--answerer {spec!r}: unknown; use extractive, llm[:model] or package.module:Class")
 
 
 def ask(index: Index, question: str, k: int = 5, answerer: str | Answerer = "extractive", **search_options: object) -> Answer:
-    """Retrieve the top k passages and answer from them with citations."""
+    """Retrieve the top k passages and answer from them with citations; with `speaker`, only that speaker is quoted."""
     hits = index.search(question, k=k, **search_options)  # type: ignore[arg-type]
-    return load_answerer(answerer).answer(question, hits, index)
+    chosen = load_answerer(answerer)
+    speaker = search_options.get("speaker")
+    if not isinstance(speaker, str) or not speaker.strip():
+        return chosen.answer(question, hits, index)
+    if isinstance(chosen, ExtractiveAnswerer):
+        return chosen.answer(question, hits, index, speaker=speaker)
+    return only_speaker(chosen.answer(question, hits, index), speaker)
+
+
+def only_speaker(answer: Answer, speaker: str) -> Answer:
+    """An answer's citations of other speakers dropped (another answerer may quote anyone in a passage)."""
+    kept = tuple(c for c in answer.citations if speaker_matches(speaker, c.speaker))
+    if len(kept) == len(answer.citations):
+        return answer
+    dropped = ", ".join(f"[{c.marker}]" for c in answer.citations if c not in kept)
+    warning = f"citations {dropped} quote someone other than {speaker!r} and were dropped (--speaker)"
+    return replace(answer, citations=kept, supported=answer.supported and bool(kept), warnings=(*answer.warnings, warning))

@@ -46,10 +46,16 @@ def index(
     force: bool = typer.Option(False, "--force", help="Rebuild from scratch: re-embed everything, replace a corrupt or newer-format index."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be added, changed and removed; write nothing."),
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Also index files that symbolic links lead to outside the corpus folder."),
+    strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, index untouched) when any file cannot be read, instead of skipping it."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Build an index, or update an existing one: only new and changed chunk texts are embedded."""
-    _, summary = build_index(list(paths or []), output, embedder, max_tokens, overlap, force=force, dry_run=dry_run, follow_symlinks=follow_symlinks)
+    """Build an index, or update an existing one: only new and changed chunk texts are embedded.
+
+    A file that cannot be read is skipped with a warning naming file, line and reason; the build goes on.
+    """
+    _, summary = build_index(
+        list(paths or []), output, embedder, max_tokens, overlap, force=force, dry_run=dry_run, follow_symlinks=follow_symlinks, strict=strict,
+    )
     typer.echo(json.dumps(summary, ensure_ascii=False, indent=2) if as_json else index_message(summary))
 
 

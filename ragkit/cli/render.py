@@ -61,7 +61,8 @@ def render_hits(hits: Sequence[Hit], query: str, documents: Mapping[str, Documen
         return f"No passages match {safe(query)!r} (check --speaker/--source filters)."
     blocks = []
     for hit in hits:
-        head = f"{hit.rank:>2}. [{hit.score:.3f}] {_where(hit.chunk, hit.chunk.start)}"
+        when = hit.start if hit.start is not None else hit.chunk.start
+        head = f"{hit.rank:>2}. [{hit.score:.3f}] {_where(hit.chunk, when, hit.speaker)}"
         doc = documents.get(hit.chunk.source) if documents else None
         if doc:
             body = "\n".join(_around(hit.before, _hit_turns(hit, doc, "   "), hit.after, "   "))
@@ -118,7 +119,23 @@ def render_info(info: dict[str, Any]) -> str:
     ]
     states = {s["source"]: s["state"] for s in info.get("status", [])}
     for s in m["sources"]:
-        lines.append(f"  {safe(s['path'])}  [{states.get(s['path'], '?')}]  {s['turns']} turns, {s['chunks']} chunks  {safe(s['title'])}")
-    changed = [k for k, v in states.items() if v != "unchanged"]
-    lines.append("status:   " + (f"{len(changed)} source(s) changed since indexing; re-run ragkit index" if changed else "up to date"))
+        lines.append(f"  {safe(s['path'])}  [{states.get(s['path'], '?')}]  {_reading(s)}, {s['chunks']} chunks  {safe(s['title'])}")
+    new = list(info.get("update", {}).get("new_sources", ()))
+    lines += [f"  {safe(path)}  [new]  not indexed yet" for path in new]
+    changed = [k for k, v in states.items() if v != "unchanged"] + new
+    lines.append("status:   " + (f"{len(changed)} source(s) new or changed since indexing; re-run ragkit index" if changed else "up to date"))
     return "\n".join(lines)
+
+
+def _reading(source: dict[str, Any]) -> str:
+    """`otter, 14 turns, 3 speakers, 0:00:00-0:16:28` (indexes from before ragkit recorded formats show turns only)."""
+    parts = [source["format"]] if source.get("format") else []
+    parts.append(f"{source['turns']} turns")
+    if "speakers_found" in source:
+        parts.append(f"{source['speakers_found']} speakers")
+    span = source.get("span")
+    if isinstance(span, list) and len(span) == 2:
+        parts.append(f"{format_time(span[0])}-{format_time(span[1])}")
+    if source.get("repairs"):
+        parts.append(f"{source['repairs']} repaired")
+    return ", ".join(safe(p) for p in parts)

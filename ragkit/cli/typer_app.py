@@ -110,7 +110,7 @@ def decorate(result: Any, index: Index, link_template: str | None, context: int)
 
 def build_index(
     paths: list[Path] | None, output: Path, embedder: str | None, max_tokens: int | None, overlap: int | None,
-    *, force: bool = False, dry_run: bool = False, follow_symlinks: bool = False,
+    *, force: bool = False, dry_run: bool = False, follow_symlinks: bool = False, strict: bool = False,
 ) -> tuple[Index | None, dict[str, Any]]:
     """Create or update the index at output; paths default to the folders it was built from, then seeds/."""
     from ..index.update import recorded_corpus, refresh
@@ -122,7 +122,7 @@ def build_index(
     try:
         index, report = refresh(
             output, corpus, embedder, max_tokens=max_tokens, overlap_turns=overlap, force=force, dry_run=dry_run, progress=progress,
-            follow_symlinks=follow_symlinks,
+            follow_symlinks=follow_symlinks, strict=strict,
         )
     finally:
         progress.close()
@@ -134,13 +134,18 @@ def index_message(summary: dict[str, Any]) -> str:
     """One line: what `ragkit index` did (or would do), counted in chunks."""
     counts = f"{summary['added']} added, {summary['changed']} changed, {summary['removed']} removed, {summary['unchanged']} unchanged chunks"
     full = f" (full rebuild: {summary['reason']})" if summary["full"] else ""
+    problems = "".join(
+        f"; {summary[key]} {'file' if summary[key] == 1 else 'files'} {what}"
+        for key, what in (("skipped", "skipped"), ("repaired", "repaired"), ("unrecognised", "read as plain prose"))
+        if summary.get(key)
+    )
     if summary["dry_run"]:
-        return f"dry run, nothing written: {summary['index']} would get {counts}; {summary['embedded']} to embed{full}"
+        return f"dry run, nothing written: {summary['index']} would get {counts}; {summary['embedded']} to embed{full}{problems}"
     if not summary["written"]:
-        return f"{summary['index']} is up to date: {counts}; nothing written"
+        return f"{summary['index']} is up to date: {counts}; nothing written{problems}"
     return (
         f"updated {summary['index']}: {counts}; embedded {summary['embedded']}{full}; "
-        f"{summary['chunks']} chunks from {summary['sources']} sources in {summary['seconds']} s"
+        f"{summary['chunks']} chunks from {summary['sources']} sources in {summary['seconds']} s{problems}"
     )
 
 
@@ -217,10 +222,37 @@ def _setup_logging() -> None:
         prepare.setLevel(logging.INFO)
 
 
+# Options that name the one index a command works on; click keeps only the last of repeated ones, silently.
+_ONE_INDEX = {"search": ("-i", "--index"), "ask": ("-i", "--index"), "info": ("-i", "--index"), "index": ("-i", "--index", "-o", "--output")}
+
+
+def _check_single_index(args: list[str]) -> None:
+    """Refuse `-i a -i b`: searching only the last index while the user expects both would be a silent wrong answer."""
+    rest = list(args)
+    while rest and rest[0].startswith("-"):  # root options before the command
+        rest = rest[2:] if rest[0] == "--embedder-backend" else rest[1:]
+    if not rest or rest[0] not in _ONE_INDEX:
+        return
+    names = _ONE_INDEX[rest[0]]
+    given = []
+    for token in rest[1:]:
+        if token == "--":
+            break
+        name = token.split("=", 1)[0] if token.startswith("--") else token[:2]
+        if name in names:
+            given.append(name)
+    if len(given) > 1:
+        raise UsageError(
+            f"{'/'.join(names)} given {len(given)} times; ragkit {rest[0]} works on one index: pass it once "
+            "(to search several corpora, index them together: ragkit index FOLDER1 FOLDER2 -o BOTH)"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and map every error to a one-line message and an exit code."""
     _setup_logging()
     try:
+        _check_single_index(sys.argv[1:] if argv is None else argv)
         # Standalone mode: typer reports usage errors itself (exit 2) and exits after a command.
         app(args=argv, prog_name="ragkit")
         code = 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..chunking import ChunkSettings, chunk_corpus
-from ..datatypes import Chunk, Document, Hit, Turn
+from ..datatypes import Chunk, Document, Hit, Turn, speaker_matches
 from ..embed import Embedder, index_embedder, is_code_spec, load_embedder
 from ..errors import EmbedderMismatchError, IndexFormatError, MissingIndexError, UsageError
 from ..storage.diskio import (
@@ -139,12 +139,12 @@ class Index:
         """Chunk ids allowed by the filters, or None for all."""
         if not speaker and not source:
             return None
-        wanted = speaker.casefold().strip() if speaker else None
+        pattern = source.casefold() if source else None  # --source is case-insensitive, like --speaker
         ids = []
         for i, chunk in enumerate(self.chunks):
-            if wanted and not any(wanted in s.casefold() for s in chunk.speakers):
+            if speaker and not any(speaker_matches(speaker, s) for s in chunk.speakers):
                 continue
-            if source and not fnmatch.fnmatchcase(chunk.source, source):
+            if pattern and not fnmatch.fnmatchcase(chunk.source.casefold(), pattern):
                 continue
             ids.append(i)
         return ids

@@ -49,6 +49,10 @@ class UpdateReport:
     full: bool  # nothing reused: a new index, --force, or another embedder or chunk settings
     reason: str  # why the rebuild was full ("" when incremental)
     written: bool = False  # a new version was published (False for --dry-run and when nothing changed)
+    skipped: int = 0  # corpus files that could not be read (each reported as a warning)
+    repaired: int = 0  # files read after repairing defects such as a cue that ends before it starts
+    unrecognised: int = 0  # long files read as plain prose although they look like transcripts
+    new_sources: tuple[str, ...] = ()  # corpus files not in the index (filled by pending_update, for `ragkit info`)
 
     def summary(self) -> str:
         return f"{self.added} added, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged"
@@ -203,14 +207,15 @@ def recorded_corpus(path: str | Path) -> list[str]:
 def refresh(
     path: str | Path, corpus: Sequence[str | Path], embedder: str | Embedder | None = None, *, max_tokens: int | None = None,
     overlap_turns: int | None = None, force: bool = False, dry_run: bool = False, progress: Progress | None = None,
-    follow_symlinks: bool = False,
+    follow_symlinks: bool = False, strict: bool = False,
 ) -> tuple[Index | None, UpdateReport]:
     """Bring the index at path up to date with the corpus under the writer lock; publish only when something changed.
 
     Embedder and chunk settings default to the existing index's (also under force); other ones rebuild fully. A corrupt or
-    newer-format index is an error unless force. dry_run reports without writing (and returns no index).
+    newer-format index is an error unless force. dry_run reports without writing (and returns no index). Files that
+    cannot be read are skipped and counted; with strict they are an error and nothing is written.
     """
-    from ..readers.corpus import read_corpus
+    from ..readers.corpus import read_corpus_report
 
     target = writable_target(Path(path))
     with contextlib.nullcontext() if dry_run else index_lock(target):
@@ -219,10 +224,13 @@ def refresh(
             clean_leftovers(target)  # the lock proves no writer uses them
         previous = _previous(target) if not force else None
         recorded = previous.manifest if previous else recorded_manifest(target)
-        documents = read_corpus(*corpus, follow_symlinks=follow_symlinks)
+        read = read_corpus_report(*corpus, follow_symlinks=follow_symlinks, strict=strict)
+        documents = read.documents
         settings = _settings(recorded, max_tokens, overlap_turns)
         spec = _spec(embedder, recorded)
         plan = plan_update(previous, documents, spec, settings, force)
+        report = replace(plan.report, skipped=len(read.skipped), repaired=len(read.repaired), unrecognised=len(read.unrecognised))
+        plan = replace(plan, report=report)
         if dry_run:
             return None, plan.report
         corpus_now = [str(Path(p).resolve()) for p in corpus]
@@ -254,10 +262,12 @@ def _same(previous: Index, plan: Plan, documents: Sequence[Document], corpus: li
 def pending_update(index: Index) -> UpdateReport:
     """What `ragkit index` would do to this index now, against the corpus recorded in its manifest (writes nothing)."""
     from ..errors import CorpusError
-    from ..readers.corpus import read_corpus
+    from ..readers.corpus import read_corpus_report
 
     corpus = index.manifest.get("corpus") or []
     if not corpus:
         raise CorpusError("the index records no corpus folders (built from Python); run `ragkit index PATH` to compare")
-    documents = read_corpus(*corpus)
-    return plan_update(index, documents, index.manifest["embedder"]["spec"], index.settings).report
+    read = read_corpus_report(*corpus)
+    report = plan_update(index, read.documents, index.manifest["embedder"]["spec"], index.settings).report
+    new = tuple(d.source for d in read.documents if d.source not in index.documents)
+    return replace(report, new_sources=new, skipped=len(read.skipped), repaired=len(read.repaired), unrecognised=len(read.unrecognised))

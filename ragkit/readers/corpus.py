@@ -12,22 +12,24 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..datatypes import Document, Turn
 from ..errors import CorpusError, TranscriptError
 from .decoding import Decoded, decode_bytes, read_source_text
+from .line_styles import BY_NAME, detect_style, parse_timestamp
 from .meeting_json import _load_json, read_qmsum
+from .notes import collecting
 from .speakers import SPEAKERS_FILE, apply_speakers, corpus_speakers, resolve_speakers
-from .speech_json import is_segments, is_turn_list, read_segments_json, read_turn_list
+from .speech_json import is_aws, is_segments, is_turn_list, read_aws, read_segments_json, read_turn_list
 from .subtitles import read_srt, read_vtt
-from .text_formats import _CHAT, _HEADER, _front_matter, _Lines, parse_timestamp, read_chat, read_podcast, read_prose
+from .text_formats import _CHAT, _front_matter, _Lines, read_chat, read_podcast, read_prose
 
 # Names that lived here before the readers moved out keep working: `from ragkit.transcripts import decode_bytes`.
 __all__ = [
     "FILE_READERS", "JSON_READERS", "JSON_SUFFIXES", "TEXT_SUFFIXES", "Decoded", "decode_bytes",
-    "detect_format", "glob_escape", "iter_source_files", "parse_timestamp", "read_chat", "read_corpus", "read_document",
+    "CorpusRead", "detect_format", "glob_escape", "iter_source_files", "parse_timestamp", "read_chat", "read_corpus", "read_corpus_report", "read_document", "unique_sources",
     "read_json_transcript", "read_podcast", "read_prose", "read_qmsum", "read_source_text",
 ]
 
@@ -41,22 +43,39 @@ JSON_SUFFIXES = {".json"}
 
 
 def detect_format(path: Path, text: str) -> str:
-    """Pick a reader by suffix, then by content."""
+    """Pick a reader by content first (a .txt holding WebVTT, a .vtt holding SRT), then by suffix, then by line style."""
     suffix = path.suffix.lower()
+    sniffed = _sniff(text)
     if suffix in FILE_READERS:
-        return suffix
+        return ".vtt" if sniffed == ".vtt" else suffix  # a .vtt without its WEBVTT line is repaired by read_vtt
     if suffix in JSON_SUFFIXES:
         return "json"
-    if suffix in (".md", ".markdown"):
-        return "prose"
+    if sniffed:
+        return sniffed
     body = text[:200_000]
     lines = [ln for ln in body.split("\n") if ln.strip()]
-    if sum(1 for ln in lines if _HEADER.match(ln)) >= 2:
-        return "podcast"
+    style = detect_style(lines)
+    if style is not None:
+        return style.name
     chat = sum(1 for ln in lines if _CHAT.match(ln))
     if lines and chat >= 2 and chat >= 0.6 * len(lines):
         return "chat"
     return "prose"
+
+
+_SRT_START = re.compile(r"\s*\d+[ \t]*\r?\n[ \t]*\d+:[0-5]\d:[0-5]\d[,.]\d{1,3}[ \t]*-->")
+
+
+def _sniff(text: str) -> str | None:
+    """A subtitle or JSON file recognised by how it starts, whatever its name."""
+    head = text[:4096].lstrip("\ufeff \t\r\n")
+    if re.match(r"WEBVTT(?:[ \t\r\n]|$)", head):
+        return ".vtt"
+    if _SRT_START.match(head):
+        return ".srt"
+    if head.startswith("{") or re.match(r"\[\s*(?:\{|\])", head):
+        return "json"
+    return None
 
 
 
@@ -67,6 +86,11 @@ def read_document(path: str | Path, source: str | None = None, speakers: dict[st
         data = path.read_bytes()
     except OSError as exc:
         raise TranscriptError(f"{path}: cannot read ({exc.strerror}); check the path and permissions") from exc
+    with collecting() as notes:
+        return _read(path, data, source, speakers, notes)
+
+
+def _read(path: Path, data: bytes, source: str | None, speakers: dict[str, str] | None, notes: list[str]) -> Document:
     decoded = decode_bytes(data, str(path))
     text = decoded.text
     source = source or path.name
@@ -79,8 +103,8 @@ def read_document(path: str | Path, source: str | None = None, speakers: dict[st
     elif fmt == "json":
         # An empty .json is an empty file like any other (skipped by read_corpus), not invalid JSON.
         turns, fmt = read_json_transcript(text, str(path)) if text.strip() else ([], fmt)
-    elif fmt == "podcast":
-        turns = read_podcast(text, body)
+    elif fmt in BY_NAME:
+        turns = read_podcast(text, body, BY_NAME[fmt])
     elif fmt == "chat":
         turns = read_chat(text, body)
     else:
@@ -100,6 +124,7 @@ def read_document(path: str | Path, source: str | None = None, speakers: dict[st
         url=_http_url(meta.get("url"), path),
         path=str(path.resolve()),
         speaker_map=speaker_map,
+        notes=tuple(notes),
     )
 
 
@@ -137,6 +162,7 @@ def read_json_transcript(text: str, name: str) -> tuple[list[Turn], str]:
 # JSON formats as name -> (accepts(data), reader(text, data, name)), other files by suffix as ".vtt" ->
 # reader(text, name). Offsets must point into `text`.
 JSON_READERS: dict[str, tuple[Callable[[object], bool], Callable[[str, object, str], list[Turn]]]] = {
+    "aws-transcribe": (is_aws, read_aws),
     "whisper": (is_segments, read_segments_json),
     "turn-list": (is_turn_list, read_turn_list),
 }
@@ -160,11 +186,16 @@ def _sidecar(path: Path) -> dict[str, str]:
 
 
 def _looks_like_transcript(data: dict) -> bool:
-    return any(k in data for k in ("meeting_transcripts", "segments", "turns"))
+    return "meeting_transcripts" in data or "turns" in data or is_segments(data) or is_aws(data)
 
 
 def _default_title(path: Path) -> str:
-    return re.sub(r"[-_]+", " ", path.stem).strip() or path.name
+    """The file name as words; a generic stem (`captions`, `transcript`, `index`) is prefixed with its folder's name."""
+    stem = re.sub(r"[-_]+", " ", path.stem).strip() or path.name
+    if path.stem.lower() in _GENERIC_STEMS and path.resolve().parent.name:
+        folder = re.sub(r"[-_]+", " ", path.resolve().parent.name).strip()
+        return folder if path.stem.lower() in ("index", "readme") else f"{folder} {stem}"
+    return stem
 
 
 def _is_sidecar(path: Path) -> bool:
@@ -228,22 +259,101 @@ def _within(path: Path, root: str, on_skip: Callable[[str], None] | None) -> boo
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class CorpusRead:
+    """The documents of a corpus and what reading it skipped, repaired or could not recognise (one line each)."""
+
+    documents: list[Document]
+    skipped: tuple[str, ...] = ()
+    repaired: tuple[str, ...] = ()
+    unrecognised: tuple[str, ...] = ()
+
+
 def read_corpus(*paths: str | Path, on_skip: Callable[[str], None] | None = None, follow_symlinks: bool = False) -> list[Document]:
-    """Read every transcript under the given files or folders; empty files are skipped with a warning."""
+    """Read every transcript under the given files or folders; unreadable and empty files are skipped with a warning."""
+    return read_corpus_report(*paths, on_skip=on_skip, follow_symlinks=follow_symlinks).documents
+
+
+def read_corpus_report(
+    *paths: str | Path, on_skip: Callable[[str], None] | None = None, follow_symlinks: bool = False, strict: bool = False,
+) -> CorpusRead:
+    """Read a corpus; a file that cannot be read is skipped with one warning naming file, line and reason.
+
+    Every problem of the run is reported, not only the first. With strict, any skipped file is an error
+    (raised after all files were tried, before anything is written).
+    """
     paths = paths or ("seeds",)
-    files = iter_source_files(paths, follow_symlinks=follow_symlinks, on_skip=on_skip)
+    skipped: list[str] = []
+
+    def skip(message: str) -> None:
+        skipped.append(message)
+        _skip(message, on_skip)
+
+    files = iter_source_files(paths, follow_symlinks=follow_symlinks, on_skip=skip)
     if not files:
         raise CorpusError(f"{', '.join(map(str, paths))}: no transcript files found (.txt, .md, .json, ...)")
-    docs = []
-    for path, source in files:
-        doc = read_document(path, source, corpus_speakers(path, source))
-        if not any(t.text.strip() for t in doc.turns):
-            _skip(f"{path}: empty, whitespace-only or only front matter; no text to index; skipped", on_skip)
+    docs, repaired, unrecognised = [], [], []
+    names = unique_sources([source for _, source in files], [path for path, _ in files])
+    for (path, _), source in zip(files, names):
+        try:
+            doc = read_document(path, source, corpus_speakers(path, source))
+        except TranscriptError as exc:
+            skip(f"{exc}; skipped")
             continue
+        if not any(t.text.strip() for t in doc.turns):
+            skip(f"{path}: empty, whitespace-only or only front matter; no text to index; skipped")
+            continue
+        if doc.notes:
+            repaired.append(f"{path}: repaired {len(doc.notes)} defect(s): {'; '.join(doc.notes[:3])}" + ("; ..." if len(doc.notes) > 3 else ""))
+            _skip(repaired[-1], None)
+        if _missed_format(doc):
+            unrecognised.append(f"{path}: read as plain prose: no speakers or times recognised; see README 'Formats' for the exports ragkit reads")
+            _skip(unrecognised[-1], None)
         docs.append(doc)
+    if strict and skipped:
+        raise CorpusError(f"{len(skipped)} file(s) could not be read (each reported above); fix them, or leave out --strict to skip them")
     if not docs:
-        raise CorpusError(f"{', '.join(map(str, paths))}: every file is empty; nothing to index")
-    return _dedupe(docs, on_skip)
+        first = ("" if len(skipped) == 1 else "first: ") + skipped[0].removesuffix("; skipped") if skipped else ""
+        first = f" ({first})" if first else ""
+        raise CorpusError(f"{', '.join(map(str, paths))}: every file is empty or unreadable; nothing to index{first}")
+    return CorpusRead(_dedupe(docs, skip), tuple(skipped), tuple(repaired), tuple(unrecognised))
+
+
+_TIMESTAMP = re.compile(r"(?<![\d:])\d{1,2}:[0-5]\d(?::[0-5]\d)?(?![\d:])")
+_LABEL_LINE = re.compile(r"^\W{0,3}[A-Z][\w .'-]{0,30}\W{0,3}:\s", re.M)
+
+
+def _missed_format(doc: Document) -> bool:
+    """A file over 2 KB read without any speaker or time although many lines hold times or `Name:` labels."""
+    if len(doc.text) < 2048 or any(t.speaker or t.start is not None for t in doc.turns):
+        return False
+    lines = doc.text.count("\n") + 1
+    timed = sum(1 for line in doc.text.split("\n") if _TIMESTAMP.search(line[:40]))
+    labelled = len(_LABEL_LINE.findall(doc.text))
+    return max(timed, labelled) >= max(5, lines // 10)
+
+
+_GENERIC_STEMS = {
+    "captions", "caption", "subtitles", "subtitle", "subs", "transcript", "transcription", "index", "readme", "audio",
+    "video", "output", "result", "results", "text", "en", "english", "recording",
+}
+
+
+def unique_sources(sources: Sequence[str], files: Sequence[Path]) -> list[str]:
+    """Source ids that tell files apart: `captions.srt` in two folders given separately become `ep1/captions.srt`
+    and `ep2/captions.srt` (more parent folders are added until every id is unique)."""
+    out = list(sources)
+    for depth in range(1, 64):
+        seen: dict[str, int] = {}
+        for name in out:
+            seen[name] = seen.get(name, 0) + 1
+        clashes = [i for i, name in enumerate(out) if seen[name] > 1]
+        if not clashes:
+            return out
+        for i in clashes:
+            parents = files[i].resolve().parent.parts[1:][-depth:]
+            out[i] = "/".join((*parents, sources[i]))
+    return out
 
 
 def _skip(message: str, on_skip: Callable[[str], None] | None) -> None:

@@ -19,7 +19,10 @@ MAX_UNLABELED_WORDS = 80
 EXAMPLE = '{"SPEAKER_00": "Alex Wang"}'
 
 _BRACKET = re.compile(r"^[ \t]*(?:-[ \t]*)?\[(?P<label>[^\[\]\n]{1,60})\][ \t]*:?[ \t]*")
-_NAME = re.compile(r"^[ \t]*(?:-[ \t]*)?(?P<label>[^\W\d_][\w.'’-]*(?:[ \t]+[^\W\d_][\w.'’-]*){0,3})[ \t]*:(?:[ \t]+|$)")
+# Zoom adds a parenthesised tag to some names: "Ashlee Kupor (SL): Let's do that".
+_NAME = re.compile(
+    r"^[ \t]*(?:-[ \t]*)?(?P<label>[^\W\d_][\w.'’-]*(?:[ \t]+[^\W\d_][\w.'’-]*){0,3}(?:[ \t]+\([^()\n]{1,24}\))?)[ \t]*:(?:[ \t]+|$)"
+)
 _SENTENCE_END = re.compile(r"[.!?…。][\"'”’)\]]*$")
 _DIARIZED = re.compile(r"(?i)^(?:speaker|spk|spkr)[ _-]?\d+$")
 # Bracketed sound annotations are not speakers: "[Music] la la", "[LAUGHTER]".
@@ -35,7 +38,7 @@ def prefix_label(line: str) -> tuple[str, int] | None:
     if match:
         return " ".join(match["label"].split()), match.end()
     match = _NAME.match(line)
-    if match and all(word[0].isupper() for word in match["label"].split()):
+    if match and all(word[0].isupper() for word in match["label"].split("(")[0].split()):
         return " ".join(match["label"].split()), match.end()
     return None
 
@@ -99,7 +102,8 @@ def _turn(text: str, run: list[Piece]) -> Turn:
     s, e = min(p.char_start for p in run), max(p.char_end for p in run)
     parts = tuple((p.char_start, p.char_end) for p in run)
     times = tuple((p.start, p.end) for p in run)
-    return Turn(run[0].speaker, text[s:e], run[0].start, None, s, e, run[0].line, run[-1].end, parts, times)
+    end = next((p.end for p in reversed(run) if p.end is not None), None)  # a punctuation item has no time
+    return Turn(run[0].speaker, text[s:e], run[0].start, None, s, e, run[0].line, end, parts, times)
 
 
 # ---------------------------------------------------------------- name mapping

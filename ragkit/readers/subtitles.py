@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from ..datatypes import Turn
 from ..errors import TranscriptError
+from .notes import note
 from .speakers import Piece, accepted_labels, group_turns, prefix_label
 
 _VTT_TS = r"(?:(\d+):)?([0-5]\d):([0-5]\d)\.(\d{3})"
@@ -74,7 +75,15 @@ def turn_content(turn: Turn, start: int | None = None, end: int | None = None) -
         a, b = max(s, lo), min(e, hi)
         if a < b:
             pieces.append(clean_text(turn.text[a - turn.char_start : b - turn.char_start]))
-    return " ".join(p for p in pieces if p)
+    out = ""
+    for piece in pieces:
+        if piece:
+            # Word-level JSON (AWS Transcribe) gives punctuation its own item: "hour" "." reads "hour.", not "hour ."
+            out += piece if not out or _PUNCT_ONLY.fullmatch(piece) else " " + piece
+    return out
+
+
+_PUNCT_ONLY = re.compile(r"[.,!?;:…]+")
 
 
 def span_times(turn: Turn, start: int, end: int) -> tuple[float | None, float | None]:
@@ -118,8 +127,9 @@ def _timing(line: str, name: str, number: int, kind: str) -> tuple[float, float]
         raise TranscriptError(f"{name} line {number}: bad timestamp {shown!r}; expected {expected}")
     groups = match.groups()
     start, end = _seconds(groups[:4]), _seconds(groups[4:8])
-    if end < start:
-        raise TranscriptError(f"{name} line {number}: cue ends ({end:.3f} s) before it starts ({start:.3f} s); fix the timing line")
+    if end < start:  # a typing slip in one cue: keep its start, which orders it among the others
+        note(f"line {number}: cue ends ({end:.3f} s) before it starts ({start:.3f} s); end set to its start")
+        end = start
     return start, end
 
 
@@ -131,9 +141,13 @@ def _seconds(groups: Sequence[str | None]) -> float:
 def vtt_cues(text: str, name: str) -> list[Cue]:
     """Cues of a WebVTT file; header, NOTE, STYLE and REGION blocks are skipped."""
     lines = _line_spans(text)
-    if not re.match(r"WEBVTT(?:[ \t]|$)", text[slice(*lines[0])]):
+    if re.match(r"WEBVTT(?:[ \t]|$)", text[slice(*lines[0])]):
+        i = _block_end(text, lines, 0)
+    elif "-->" in text[: sum(e - s + 1 for s, e in lines[:3])]:
+        note("line 1: no 'WEBVTT' header; read as WebVTT cues anyway")
+        i = 0
+    else:
         raise TranscriptError(f"{name} line 1: missing 'WEBVTT' header; a WebVTT file starts with WEBVTT (SRT files end in .srt)")
-    i = _block_end(text, lines, 0)
     cues: list[Cue] = []
     while i < len(lines):
         line = text[slice(*lines[i])]

@@ -6,6 +6,7 @@ import bisect
 import re
 
 from ..datatypes import Turn
+from .line_styles import PODCAST, LineStyle, parse_timestamp
 
 _TS = r"(\d{1,2}:[0-5]\d(?::[0-5]\d)?)"
 # Names start and end with a non-space, so a long run of spaces is scanned once, not once per name length.
@@ -144,10 +145,10 @@ def read_prose(text: str, start: int = 0, end: int | None = None, section: str |
     return turns
 
 
-def read_podcast(text: str, start: int = 0) -> list[Turn]:
-    """`Name (mm:ss):` headers, `(mm:ss):` continuation paragraphs and heading lines as sections."""
+def read_podcast(text: str, start: int = 0, style: LineStyle = PODCAST) -> list[Turn]:
+    """Turn headers of a line style (default `Name (mm:ss):`), continuation lines and paragraphs, heading lines as sections."""
     lines = _Lines(text)
-    blocks = _podcast_blocks(text, lines, start)
+    blocks = _podcast_blocks(text, lines, start, style)
     turns: list[Turn] = []
     first = next((i for i, b in enumerate(blocks) if b[0] == "header"), len(blocks))
     if first:
@@ -178,7 +179,7 @@ def read_podcast(text: str, start: int = 0) -> list[Turn]:
             flush()
             prose_mode = True
             if nxt is not None and (nxt[0] != "para" or _has_prose(text[nxt[1] : nxt[2]])):
-                section = para.strip()
+                section = _section_title(para)
                 prose_mode = nxt[0] == "para"
                 continue
             # A short line before another short line or the end is text (a footer, a list), not a heading.
@@ -191,7 +192,16 @@ def read_podcast(text: str, start: int = 0) -> list[Turn]:
     return turns
 
 
-def _podcast_blocks(text: str, lines: _Lines, start: int) -> list[tuple]:
+def _section_title(para: str) -> str:
+    """A heading's text without markdown `#`s or a leading `[00:04:28]` (Descript chapter headings)."""
+    title = para.strip()
+    heading = _HEADING_MD.match(title)
+    if heading:
+        title = _heading_title(heading["title"]) or title
+    return re.sub(r"^[\[(]\d{1,2}:\d\d(?::\d\d)?[\])][ \t]*", "", title) or title
+
+
+def _podcast_blocks(text: str, lines: _Lines, start: int, style: LineStyle = PODCAST) -> list[tuple]:
     """Headers, continuations and paragraphs: (kind, start, end, speaker, seconds, body_offset)."""
     blocks: list[tuple] = []
     para: tuple[int, int] | None = None
@@ -201,18 +211,16 @@ def _podcast_blocks(text: str, lines: _Lines, start: int) -> list[tuple]:
             continue
         s = max(s, start)
         line = text[s:e]
-        header = _HEADER.match(line)
-        cont = None if header else _CONTINUE.match(line)
+        header = style.header(line)
+        cont = None if header else style.continuation(line)
         if header or cont:
             if para:
                 blocks.append(("para", *para, None, None, None))
                 para = None
-            match = header or cont
-            assert match is not None
-            name = " ".join(header["name"].split()) if header else None
+            name, stamp, offset = header if header else (None, *cont)  # type: ignore[misc]
             kind = "header" if header else "continue"
-            body = s + match.end()
-            blocks.append((kind, s, e, name, parse_timestamp(match.group(2 if header else 1)), body))
+            body = s + offset
+            blocks.append((kind, s, e, name, parse_timestamp(stamp) if stamp else None, body))
         elif not line.strip():
             if para:
                 blocks.append(("para", *para, None, None, None))
@@ -227,15 +235,6 @@ def _podcast_blocks(text: str, lines: _Lines, start: int) -> list[tuple]:
     if para:
         blocks.append(("para", *para, None, None, None))
     return blocks
-
-
-def parse_timestamp(value: str) -> float:
-    """`mm:ss` or `h:mm:ss` to seconds."""
-    parts = [int(p) for p in value.split(":")]
-    seconds = 0
-    for p in parts:
-        seconds = seconds * 60 + p
-    return float(seconds)
 
 
 def read_chat(text: str, start: int = 0) -> list[Turn]:

@@ -113,7 +113,8 @@ def with_links(result: Answer | Sequence[Hit], template: str | None, documents: 
         return doc.url if doc else None
 
     def hit_link(h: Hit) -> Hit:
-        return replace(h, link=link_for(template, h.chunk.source, url(h.chunk.source), h.chunk.start, h.chunk.end))
+        start = h.start if h.start is not None else h.chunk.start  # the best-matching turn's moment
+        return replace(h, link=link_for(template, h.chunk.source, url(h.chunk.source), start, h.chunk.end))
 
     def cite_link(c: Citation) -> Citation:
         return replace(c, link=link_for(template, c.source, url(c.source), c.start, c.end))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..datatypes import Hit
 from ..storage.lexical import query_terms
+from .moments import locate
 from .options import CANDIDATES, DENSE_DEPTH, RRF_K, STRIP_NAMES, SearchOptions, search_options
 from .speakers import SpeakerMatcher, speaker_shares
 
@@ -38,7 +39,7 @@ class Retriever:
         self.index = index
         self.by_source: dict[str, list[int]] = {}
         for i, chunk in enumerate(index.chunks):
-            self.by_source.setdefault(chunk.source, []).append(i)
+            self.by_source.setdefault(chunk.source.casefold(), []).append(i)
         rows = {name: n for n, name in enumerate(index.lexical.names)}
         self.source_row = np.array([rows.get(c.source, 0) for c in index.chunks], dtype=np.int64)
         self._matcher: SpeakerMatcher | None = None
@@ -59,16 +60,18 @@ class Retriever:
             scores, ids = scores[keep], ids[keep]
         order = np.argsort(-scores, kind="stable")
         if not opts.budget:
-            return [Hit(self.index.chunks[ids[n]], float(scores[n]), rank) for rank, n in enumerate(order[:k], start=1)]
-        ranked = [(int(ids[n]), float(scores[n])) for n in order[: max(CANDIDATES, 3 * k)]]
-        return self.assembler.passages(ranked, k, opts.budget)
+            hits = [Hit(self.index.chunks[ids[n]], float(scores[n]), rank) for rank, n in enumerate(order[:k], start=1)]
+        else:
+            ranked = [(int(ids[n]), float(scores[n])) for n in order[: max(CANDIDATES, 3 * k)]]
+            hits = self.assembler.passages(ranked, k, opts.budget)
+        return locate(hits, query, self.index.documents, speaker)
 
     def scope(self, speaker: str | None, source: str | None) -> np.ndarray | None:
         """Sorted chunk ids allowed by the filters, or None for all."""
         import numpy as np
 
         if source and not speaker and not _GLOB.search(source):
-            return np.array(self.by_source.get(source, []), dtype=np.int64)  # a plain name: no scan
+            return np.array(self.by_source.get(source.casefold(), []), dtype=np.int64)  # a plain name: no scan
         ids = self.index.select(speaker, source)
         return None if ids is None else np.array(sorted(ids), dtype=np.int64)
 

@@ -1,4 +1,5 @@
-"""One writer per index: an flock'ed file beside the index, released by the kernel when its holder dies."""
+"""One writer per index: an flock'ed file beside the index, released by the kernel when its holder dies, and
+removed by its holder on release, so no housekeeping file outlives a run that ended (a killed one leaves it)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ def index_lock(target: str | Path, wait: float = 0.0) -> Iterator[Path]:
 
     flock rather than an O_EXCL file: the kernel drops it when the holder exits or is killed, so a
     crashed run never blocks the next one and no PID-liveness guess is needed. The file holds the
-    holder's PID only for the error message; it is never deleted, because unlinking a lock file
-    while another process waits on it would let two writers in.
+    holder's PID only for the error message. The holder unlinks it as its last act; a waiter that then
+    gets the flock checks that the path still names the file it locked, and otherwise locks the new
+    file, so two writers never run at once.
     """
     path = lock_path(canonical_target(Path(target)))
     key = (str(path), os.getpid(), threading.get_ident())  # a forked child does not hold its parent's lock
@@ -40,17 +42,36 @@ def index_lock(target: str | Path, wait: float = 0.0) -> Iterator[Path]:
         finally:
             _HELD[key] -= 1
         return
-    fd = _open(path)
+    deadline = time.monotonic() + wait
+    while True:
+        fd = _open(path)
+        try:
+            _acquire(fd, path, max(0.0, deadline - time.monotonic()))
+        except BaseException:
+            os.close(fd)
+            raise
+        if _still_at(fd, path):
+            break
+        os.close(fd)  # its holder removed it on release: lock the file now at the path
     try:
-        _acquire(fd, path, wait)
         _write_pid(fd, path)
         _HELD[key] = 1
         try:
             yield path
         finally:
             del _HELD[key]
+            with contextlib.suppress(OSError):
+                os.unlink(path)
     finally:
         os.close(fd)  # releases the flock
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    try:
+        here, mine = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _open(path: Path) -> int:

@@ -121,6 +121,17 @@ def canonical_spec(spec: str) -> str:
     return spec.replace("st:sentence-transformers/", "st:")
 
 
+def reading(doc: Document) -> dict[str, Any]:
+    """How a source was read, for `ragkit info`: format, speakers found, time span and repairs (informational)."""
+    times = [t for turn in doc.turns for t in (turn.start, turn.end) if t is not None]
+    return {
+        "format": doc.format.lstrip("."),
+        "speakers_found": len({t.speaker for t in doc.turns if t.speaker}),
+        "span": [min(times), max(times)] if times else None,
+        "repairs": len(doc.notes),
+    }
+
+
 def make_manifest(
     documents: Sequence[Document], chunks: Sequence[Chunk], spec: str, dim: int, settings: ChunkSettings, corpus: Sequence[str | Path] = (),
     backend: str | None = None,
@@ -139,7 +150,7 @@ def make_manifest(
         "corpus": [str(Path(p).resolve()) for p in corpus],
         "sources": [
             {"path": d.source, "title": d.title, "sha256": d.sha256, "turns": len(d.turns), "chunks": per_source.get(d.source, 0), "file": d.path,
-             "speakers": dict(d.speaker_map)}
+             "speakers": dict(d.speaker_map), **reading(d)}
             for d in documents
         ],
         "counts": {"chunks": len(chunks), "sources": len(documents), "vectors": len(chunks)},

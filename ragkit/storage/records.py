@@ -97,7 +97,10 @@ def document_from_record(data: dict[str, Any], path: Path) -> Document:
     try:
         text = data["text"]
         turns = tuple(_turn(text, row) for row in data["turns"])
-        return Document(**{**{k: v for k, v in data.items() if k != "turns"}, "turns": turns})
+        notes = data.get("notes", [])
+        if not (isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
+            raise corrupt(f"{path} holds a malformed source record ('notes' is {str(notes)[:40]!r})")
+        return Document(**{**{k: v for k, v in data.items() if k not in ("turns", "notes")}, "turns": turns, "notes": tuple(notes)})
     except (KeyError, TypeError, ValueError) as exc:
         raise corrupt(f"{path} holds a malformed source record ({exc})") from exc
 

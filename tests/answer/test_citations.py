@@ -292,7 +292,7 @@ def test_mixed_folder_indexes_in_one_run_and_asks_with_speakers_times_and_links(
     loaded = ragkit.Index.load(index)
     formats = {d.format for d in loaded.documents.values()}
     assert formats >= {"podcast", "prose", "qmsum", ".vtt", ".srt", "whisper", "turn-list"}, formats
-    assert len(loaded.documents) == 11  # sidecars and speakers.json are not sources
+    assert len(loaded.documents) == 17  # sidecars and speakers.json are not sources
 
     expected = [  # (question, a Sources line it must print, the link after that citation or None)
         ("How much does the roof repair cost?", "Library board meeting · Grace Kim · 0:00:04", f"{BOARD_URL}?t=4"),

@@ -57,8 +57,9 @@ def test_a_bad_file_in_a_corpus_is_named_and_nothing_crashes_later(tmp_path: Pat
     corpus.mkdir()
     (corpus / "ok.txt").write_text(PODCAST, encoding="utf-8")
     (corpus / "nan.json").write_text('{"segments": [{"start": NaN, "end": 2.0, "text": "x"}]}', encoding="utf-8")
-    code, _, err = run(["index", str(corpus), "-o", str(tmp_path / "idx"), "-e", "hash:64"], capsys)
-    assert code == 1 and "nan.json" in err and "finite" in err, err
+    code, out, err = run(["index", str(corpus), "-o", str(tmp_path / "idx"), "-e", "hash:64"], capsys)
+    assert code == 0 and "nan.json" in err and "finite" in err and "1 file skipped" in out, (out, err)
+    assert [s["path"] for s in Index.load(tmp_path / "idx").manifest["sources"]] == ["ok.txt"]
 
 
 def test_lone_surrogates_in_json_become_replacement_characters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

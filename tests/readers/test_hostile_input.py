@@ -214,7 +214,7 @@ def test_all_empty_corpus_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "blank.txt").write_bytes(b" \r\n\t\r\n")
     (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf\n")
-    with pytest.raises(CorpusError, match="every file is empty; nothing to index"):
+    with pytest.raises(CorpusError, match="every file is empty or unreadable; nothing to index"):
         read_corpus(tmp_path)
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import ragkit
 from ragkit.datatypes import Document, Turn
-from ragkit.errors import TranscriptError
+from ragkit.errors import RagkitError, TranscriptError
 from ragkit.readers.corpus import read_corpus, read_document
 from ragkit.readers.speakers import MAX_UNLABELED_WORDS, accepted_labels, prefix_label
 from ragkit.readers.subtitles import clean_text, span_times, turn_content, turn_parts
@@ -261,9 +261,7 @@ MALFORMED = [
     ("no_timing.srt", 5, "cue 2 has no timing line"),
     ("blank_in_cue.srt", 5, "expected a cue number or a timing line"),
     ("bad_timestamp.vtt", 6, "bad timestamp '00:00:03.000 --> 00:00:0x.000 align:start'"),
-    ("no_header.vtt", 1, "missing 'WEBVTT' header"),
     ("stray_text.vtt", 6, "text outside a cue"),
-    ("backwards.vtt", 3, "cue ends (3.000 s) before it starts (5.000 s)"),
     ("segment_without_text.json", 4, "segments[1] has no 'text' string"),
     ("segments_not_list.json", 3, "'segments' must be a list"),
     ("bad_start.json", 3, "segments[1].start is 'soon'; expected a number of seconds"),
@@ -281,6 +279,16 @@ def test_malformed_files_name_file_and_line(name: str, line: int, message: str) 
     assert text.startswith(f"{path} line {line}: "), text
     assert message in text
     assert "\n" not in text
+
+
+@pytest.mark.parametrize(("name", "note", "times"), [
+    ("backwards.vtt", "line 3: cue ends (3.000 s) before it starts (5.000 s); end set to its start", (5.0, 5.0)),
+    ("no_header.vtt", "line 1: no 'WEBVTT' header; read as WebVTT cues anyway", (1.0, 3.0)),
+])
+def test_repairable_defects_are_repaired_and_noted(name: str, note: str, times: tuple[float, float]) -> None:
+    doc = read_document(FIXTURES / "malformed" / name)
+    assert doc.notes == (note,)
+    assert (doc.turns[0].start, doc.turns[0].end) == times
 
 
 def test_broken_json_syntax_names_the_line(tmp_path: Path) -> None:
@@ -323,7 +331,7 @@ def test_sidecar_speakers_override_corpus_and_nearest_file_wins(tmp_path: Path) 
 def test_bad_speakers_file_is_a_clear_error(tmp_path: Path, content: str) -> None:
     shutil.copy(FIXTURES / "labels.srt", tmp_path / "labels.srt")
     write(tmp_path, "speakers.json", content)
-    with pytest.raises(TranscriptError, match=r"speakers\.json.*(map diarization labels|invalid JSON)"):
+    with pytest.raises(RagkitError, match=r"speakers\.json.*(map diarization labels|invalid JSON)"):
         read_corpus(tmp_path)
 
 
