@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 # A sentence ends at . ! ? or … followed by white space (so "99.9%" and "U.S.A" stay whole) or a line end.
 _MIN_WORDS = 10  # a shorter sentence is joined to the one before it
-_SENTENCE = re.compile(r"\S.*?(?:[.!?…]+[\"'”’)\]]*(?=\s)|(?=\n)|$)", re.S)
+SENTENCE = re.compile(r"\S.*?(?:[.!?…]+[\"'”’)\]]*(?=\s)|(?=\n)|$)", re.S)
 
 
 @runtime_checkable
@@ -52,15 +52,37 @@ def sentences(index: Index, hit: Hit, min_words: int = 4) -> list[Sentence]:
         # Subtitle turns list their spoken lines as parts; quoting within a part keeps timing lines out.
         for ps, pe in turn_parts(turn):
             lo, hi = max(ps, chunk.char_start), min(pe, chunk.char_end)
-            spans = [(m.start(), min(m.end(), hi)) for m in _SENTENCE.finditer(doc.text, lo, hi)] if lo < hi else []
+            spans = [piece for m in SENTENCE.finditer(doc.text, lo, hi) for piece in _without_markup(doc.text, m.start(), min(m.end(), hi))] if lo < hi else []
             for n, (s, e) in enumerate(spans):
-                if len(doc.text[s:e].split()) < _MIN_WORDS and n > 0:
+                if len(doc.text[s:e].split()) < _MIN_WORDS and n > 0 and not MARKUP.search(doc.text, spans[n - 1][0], s):
                     s = spans[n - 1][0]
                 quote = doc.text[s:e].rstrip()
                 if len(quote.split()) >= min_words:
                     start, end = span_times(turn, s, s + len(quote))
                     end = following if end is None and not turn.parts else end
                     out.append(Sentence(hit, turn.speaker, start, end, s, s + len(quote), quote))
+    return out
+
+
+# Transcript markup that is never quoted: QMSum's {disfmarker} and {vocalsound}, [laughs], \[laughter\].
+MARKUP = re.compile(r"\{[a-z]+\}|\\?\[[A-Za-z][\w\s'-]{0,30}\\?\]", re.I)
+
+
+def _without_markup(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The span cut at markup tokens into the pieces between them (each stripped of spaces and stray commas)."""
+    pieces, lo = [], start
+    for m in MARKUP.finditer(text, start, end):
+        pieces.append((lo, m.start()))
+        lo = m.end()
+    pieces.append((lo, end))
+    out = []
+    for a, b in pieces:
+        while a < b and (text[a].isspace() or text[a] in ",;"):
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a < b:
+            out.append((a, b))
     return out
 
 

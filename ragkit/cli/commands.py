@@ -117,14 +117,18 @@ class Streamer:
             typer.echo(render_sources(answer))
 
 
-def make_answerer(spec: str, llm: dict[str, Any], on_token: Streamer | None) -> Any:
-    """The answerer for -a: a spec string, or an LLM answerer built from the --llm-* options."""
+def make_answerer(spec: str, llm: dict[str, Any], on_token: Streamer | None, max_words: int = 80) -> Any:
+    """The answerer for -a: a spec string, or an answerer built from the --llm-* options or --max-words."""
     from ..answer import load_answerer
 
     kind, _, model = spec.partition(":")
     if kind != "llm":
         if llm:
             raise typer.BadParameter(f"--llm-* options need -a llm (got -a {spec})")
+        if kind == "extractive":
+            from ..answer.extractive import ExtractiveAnswerer
+
+            return ExtractiveAnswerer(max_words=max_words)
         return spec
     wanted = llm.pop("model", None)
     if model and wanted and wanted != model:
@@ -141,6 +145,7 @@ def ask(
     speaker: str | None = SpeakerOpt,
     source: str | None = SourceOpt,
     answerer: str = typer.Option("extractive", "-a", "--answerer", help="extractive, llm[:model] or package.module:Class."),
+    max_words: int = typer.Option(80, "--max-words", min=10, help="-a extractive: longest answer in words (a span and at most one more)."),
     llm_base_url: str | None = typer.Option(None, "--llm-base-url", help="-a llm: OpenAI-compatible base URL (env RAGKIT_LLM_BASE_URL; default Ollama's http://127.0.0.1:11434/v1)."),
     llm_model: str | None = typer.Option(None, "--llm-model", help="-a llm: model name, same as -a llm:MODEL (env RAGKIT_LLM_MODEL)."),
     llm_timeout: float | None = typer.Option(None, "--llm-timeout", min=0.001, help="-a llm: seconds to wait for the server (env RAGKIT_LLM_TIMEOUT; default 120)."),
@@ -166,7 +171,7 @@ def ask(
     llm = {"base_url": llm_base_url, "model": llm_model, "timeout": llm_timeout, "temperature": llm_temperature,
            "max_tokens": llm_max_tokens, "context_tokens": llm_context, "retries": llm_retries}
     echo = Streamer() if stream and not as_json else None
-    chosen = make_answerer(answerer, {name: v for name, v in llm.items() if v is not None}, echo)
+    chosen = make_answerer(answerer, {name: v for name, v in llm.items() if v is not None}, echo, max_words)
     idx = open_index(index_path, embedder)
     try:
         answer = run_ask(idx, question, k=k, answerer=chosen, speaker=speaker, source=source, **ranking(mode, weight, budget))

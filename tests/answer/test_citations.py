@@ -307,7 +307,8 @@ def test_mixed_folder_indexes_in_one_run_and_asks_with_speakers_times_and_links(
         lines = out.splitlines()
         heads = [i for i, line in enumerate(lines) if re.match(r"  \[\d+\] ", line) and line.endswith(where)]
         assert heads, f"{question!r}: no citation '{where}' in\n{out}"
-        after = lines[heads[0] + 1 : heads[0] + 6]
+        nxt = next((i for i in range(heads[0] + 1, len(lines)) if re.match(r"  \[\d+\] ", lines[i])), len(lines))
+        after = lines[heads[0] + 1 : nxt]  # this citation's quote and link, up to the next citation
         if link:
             assert f"      link: {link}" in after, out
 
