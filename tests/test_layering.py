@@ -28,9 +28,10 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"ragkit.search"}),
     frozenset({"ragkit.answer"}),
     frozenset({"ragkit.evaluation"}),
+    frozenset({"ragkit.serve"}),
     frozenset({"ragkit.cli"}),
 )
-FRONT_ENDS = frozenset({"ragkit.cli"})
+FRONT_ENDS = frozenset({"ragkit.cli", "ragkit.serve"})
 ALLOWED_UPWARD = {("ragkit.index.core", "ragkit.search.hybrid")}
 
 

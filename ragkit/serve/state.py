@@ -1,0 +1,61 @@
+"""The served index: loaded once, reloaded when `ragkit index` publishes a new version."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..storage.diskio import resolve_index
+
+if TYPE_CHECKING:
+    from ..index.core import Index
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request may ask for; over a limit is a 400 or 413, never a slow server."""
+
+    max_query_chars: int = 1000
+    max_k: int = 50
+    max_body_bytes: int = 64 * 1024
+    max_llm_calls: int = 2  # concurrent LLM answers
+    max_context: int = 10
+
+
+class Served:
+    """The index at a path, reloaded when its published version changes (in-flight requests keep the old one)."""
+
+    def __init__(self, path: Path, link_template: str | None = None, answerer: str = "extractive") -> None:
+        from ..index.core import Index
+
+        self.path = path
+        self.link_template = link_template
+        self.answerer = answerer
+        self._lock = threading.Lock()
+        self._version = resolve_index(path)
+        self._index: Index = Index.load(path)
+
+    @property
+    def index(self) -> Index:
+        """The current index; a new version published since the last request is loaded first."""
+
+        version = resolve_index(self.path)
+        if version != self._version:
+            with self._lock:
+                if version != self._version:
+                    self._index, self._version = _reload(self.path, self._index), version
+        return self._index
+
+
+def _reload(path: Path, old: Index) -> Index:
+    """The new version, keeping the loaded query embedder when the index still uses the same one."""
+    from ..errors import EmbedderMismatchError
+    from ..index.core import Index
+
+    embedder = old._embedder  # noqa: SLF001 - reusing the warm model is the point of a server
+    try:
+        return Index.load(path, embedder=embedder) if embedder is not None else Index.load(path)
+    except EmbedderMismatchError:
+        return Index.load(path)
