@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from conftest import live_server
@@ -85,10 +86,12 @@ def test_ask_shows_an_answer_with_numbered_citations(page: Page, base: str) -> N
     page.goto(base + "/")
     page.fill("input[name=q]", "How long did Carol spend mentoring the new engineer?")
     page.check("input[value=ask]")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    assert "10 solid working days" in page.inner_text("#answer-text")
-    assert page.locator("ol.citations li").count() >= 1 and "[1]" in page.inner_text("#answer-text")
+    with page.expect_response("**/api/ask") as response:
+        page.click("button[type=submit]")
+    assert response.value.headers["content-type"].startswith("text/event-stream")  # streamed, not a page load
+    page.wait_for_selector("#live ol.citations li")
+    assert "10 solid working days" in page.inner_text("#live .text") and "[1]" in page.inner_text("#live .text")
+    assert page.locator("#live ol.citations li a.time").count() >= 1
     page.screenshot(path=str(RESULTS / "serve_page.png"), full_page=True)
 
 
@@ -115,6 +118,8 @@ def test_search_works_without_javascript_and_on_a_phone(browser: Browser, base: 
     page = context.new_page()
     search(page, base, "ferrite tiles chamber")
     assert page.locator("li.hit").count() >= 1 and page.locator("li.hit mark").count() >= 1  # a plain GET form, no script
+    page.goto(base + "/?" + urlencode({"q": "How long did Carol spend mentoring the new engineer?", "mode": "ask"}))
+    assert "10 solid working days" in page.inner_text("#answer-text")  # Ask without script: rendered by the server
     context.close()
     phone = browser.new_context(viewport={"width": 375, "height": 740})
     page = phone.new_page()
@@ -122,3 +127,28 @@ def test_search_works_without_javascript_and_on_a_phone(browser: Browser, base: 
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
     page.screenshot(path=str(RESULTS / "serve_phone.png"))
     phone.close()
+
+
+def test_ask_streams_an_llm_answer_into_the_page(browser: Browser, base: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "answer"))
+    from llm_server import ChatServer, Reply
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "garden-club.txt").write_text(XSS, encoding="utf-8")
+    idx = tmp_path / "idx"
+    subprocess.run([sys.executable, "-m", "ragkit.cli", "index", str(corpus), "-o", str(idx), "-e", "hash:256"], check=True, capture_output=True)
+    monkeypatch.setenv("RAGKIT_LLM_MODEL", "test-model")
+    with ChatServer(Reply("The bins need turning every week [1].")) as chat:
+        monkeypatch.setenv("RAGKIT_LLM_BASE_URL", chat.url)
+        with live_server(create_app(Served(idx, answerer="llm"))) as url:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(url + "/")
+            page.fill("input[name=q]", "How often do the compost bins need turning?")
+            page.check("input[value=ask]")
+            page.click("button[type=submit]")
+            page.wait_for_selector("#live ol.citations li")
+            assert page.inner_text("#live .text") == "The bins need turning every week [1]."
+            assert "Bob" in page.inner_text("#live ol.citations")
+            context.close()
