@@ -203,7 +203,17 @@ def create_app(served: Served, *, token: str | None = None, cors: str | None = N
         Route("/healthz", healthz), Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         *mcp_app.routes,
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        detail = "no such endpoint; see /api/search, /api/ask, /api/sources, /api/passages/ID, /api/info, /healthz"
+        if request.url.path.startswith("/api/"):
+            return error(status, detail if status == 404 else f"method {request.method} is not allowed here")
+        return HTMLResponse("<p>Not found. <a href=\"/\">Search</a></p>", status_code=status)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return error(500, "internal error; the server log has the details")  # never a traceback to the client
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found, 500: server_error})
     app.add_middleware(_Guard, token=token, cors=cors, max_body=limits.max_body_bytes)
     return app
 

@@ -117,6 +117,27 @@ def test_bad_requests_are_json_errors_with_the_cli_message(url: str, path: str, 
     assert "Traceback" not in response.text
 
 
+def test_unknown_endpoints_and_methods_are_json_errors(url: str) -> None:
+    missing = httpx.get(f"{url}/api/nothing")
+    assert missing.status_code == 404 and missing.json()["code"] == 404
+    wrong = httpx.delete(f"{url}/api/search")
+    assert wrong.status_code == 405 and wrong.json()["code"] == 405
+
+
+@pytest.mark.integration
+def test_seeds_with_the_real_model_answer_as_the_cli_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import ragkit
+
+    index = tmp_path / "seeds-idx"
+    ragkit.Index.build(ragkit.read_corpus(SEEDS)).save(index)
+    expected = cli_json(["ask", "Why is data the bottleneck?", "-i", str(index)], capsys)
+    with live_server(create_app(Served(index))) as base:
+        got = httpx.get(f"{base}/api/ask", params={"q": "Why is data the bottleneck?"}, timeout=60).json()
+        page = httpx.get(f"{base}/", params={"q": "Why is data the bottleneck?", "mode": "ask"}, timeout=60).text
+    assert got == expected and got["citations"]
+    assert "https://www.accel.com/spotlighton/scale-alexandr-wang?t=" in page  # the seeds' deep links, at the quote's second
+
+
 def test_oversized_and_malformed_bodies(url: str) -> None:
     big = httpx.post(f"{url}/api/ask", content=b"{" + b" " * 70_000 + b"}", headers={"content-type": "application/json"})
     assert big.status_code == 413 and big.json()["code"] == 413
