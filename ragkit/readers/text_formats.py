@@ -15,6 +15,7 @@ _CONTINUE = re.compile(r"^[ \t]*\(" + _TS + r"\):[ \t]*")
 _CHAT = re.compile(r"^[ \t]*(?P<name>[^\s:#*>\-\d][^:\n]{0,79}?):[ \t]+(?=\S)")
 # Greedy `.*` and stripping in code: a lazy `.*?` before `[ \t#]*$` is quadratic on long runs of spaces or #.
 _FRONT = re.compile(r"^[ \t]*(?P<key>[A-Za-z_][\w-]{0,40}):[ \t]*(?P<value>.*)$")
+_FOOTER = re.compile(r"\s*\(?\s*(?:transcribed by|transcription by|automatically transcribed by)\s+(?:https?://)?(?:otter|sonix|temi|rev|descript)\b", re.I)
 _HEADING_MD = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(?P<title>.*)$")
 
 
@@ -173,6 +174,10 @@ def read_podcast(text: str, start: int = 0, style: LineStyle = PODCAST) -> list[
             current[:] = [speaker, ts, body if body < e else None, e, section, s]
             continue
         para = text[s:e]
+        if _FOOTER.match(para):  # "Transcribed by https://otter.ai": the service's, not the last speaker's words
+            flush()
+            turns.extend(read_prose(text, s, e, section, lines))
+            continue
         nxt = blocks[n + 1] if n + 1 < len(blocks) else None
         has_text = bool(current) and current[2] is not None
         if _is_heading_para(para) and (has_text or not current):

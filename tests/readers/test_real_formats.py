@@ -113,3 +113,13 @@ def test_whisper_segments_wrapped_in_an_outer_object(tmp_path: Path) -> None:
     odd.write_text(json.dumps({"output": {"words": []}}), encoding="utf-8")
     with pytest.raises(Exception, match=r"odd\.json: unrecognized JSON transcript"):
         read_document(odd)
+
+
+def test_transcription_service_footers_are_not_the_last_speakers_words(tmp_path: Path) -> None:
+    sonix = read_document(REAL / "sonix_student_interview.txt")
+    assert sonix.turns[-1].speaker is None and sonix.turns[-1].text.startswith("(Transcribed by Sonix.ai")
+    assert sonix.turns[-2].text == "Yes. Thank you. Thank you. That's all for today."
+    otter = tmp_path / "o.txt"
+    otter.write_text("Kelly  0:18\nWelcome to the show.\n\nAli  0:22\nThanks.\n\nTranscribed by https://otter.ai\n", encoding="utf-8")
+    turns = read_document(otter).turns
+    assert [(t.speaker, t.text) for t in turns] == [("Kelly", "Welcome to the show."), ("Ali", "Thanks."), (None, "Transcribed by https://otter.ai")]
