@@ -201,9 +201,10 @@ def _section_title(para: str) -> str:
     """A heading's text without markdown `#`s or a leading `[00:04:28]` (Descript chapter headings)."""
     title = para.strip()
     heading = _HEADING_MD.match(title)
-    if heading:
-        title = _heading_title(heading["title"]) or title
-    return re.sub(r"^[\[(]\d{1,2}:\d\d(?::\d\d)?[\])][ \t]*", "", title) or title
+    if not heading:
+        return title
+    title = _heading_title(heading["title"]) or title
+    return re.sub(r"^\[\d{1,2}:[0-5]\d(?::[0-5]\d)?\][ \t]*", "", title) or title
 
 
 def _podcast_blocks(text: str, lines: _Lines, start: int, style: LineStyle = PODCAST) -> list[tuple]:
