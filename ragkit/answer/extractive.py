@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ..datatypes import Answer, Hit, speaker_matches
+from ..datatypes import Answer, Hit, Turn, speaker_matches
 from ..readers.subtitles import clean_text, span_times, turn_parts
+from ..search.context import turn_range
 from ..storage.lexical import tokenize
 from .base import MARKUP, SENTENCE, Sentence, citation, sentences
 from .relevance import IdfTable, Question, is_filler, is_fragment, is_question, question_terms
@@ -118,7 +119,7 @@ class ExtractiveAnswerer:
         return out
 
     def _abstains(self, top_sim: float) -> bool:
-        return top_sim < (ABSTAIN_BELOW if self.abstain_below is None else self.abstain_below)
+        return top_sim < self.abstain_below
 
     def _spans(self, best: _Scored, scored: list[_Scored], index: Index) -> list[_Scored]:
         """The best sentence and what its speaker says next; then a second span if it scores nearly as well."""
@@ -198,10 +199,8 @@ def _neighbour_tokens(candidates: list[Sentence], index: Index) -> list[list[str
     return out
 
 
-def _turn_at(turns: Sequence, offset: int) -> int:
-    import bisect
-
-    return max(bisect.bisect_right([t.char_start for t in turns], offset) - 1, 0)
+def _turn_at(turns: Sequence[Turn], offset: int) -> int:
+    return turn_range(turns, offset, offset + 1)[0]
 
 
 def _hit_for(index: Index, near: Hit, turn: int) -> Hit:

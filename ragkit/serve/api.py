@@ -110,7 +110,10 @@ def sources(served: Served) -> dict[str, Any]:
 
 
 def speakers(served: Served) -> list[str]:
-    return sorted({t.speaker for d in served.index.documents.values() for t in d.turns if t.speaker})
+    """The index's speaker labels, from the retriever's speaker matcher (built once per index, not per page)."""
+    from ..search.hybrid import retriever
+
+    return sorted(retriever(served.index).matcher.names)
 
 
 @guarded

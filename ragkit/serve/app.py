@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ..datatypes import format_time
+from ..datatypes import Citation, Hit, format_time
 from ..errors import RagkitError
 from . import api, mcp_tools
 from .api import ApiError
@@ -45,13 +45,11 @@ def highlight(text: str, query: str) -> Markup:
     return Markup("".join(out))
 
 
-def time_link(record: Any) -> str:
+def time_link(record: Hit | Citation) -> str:
     """The deep link at the record's second (http(s) only, built by ragkit.search) or the transcript view."""
-    link = getattr(record, "link", None) if not isinstance(record, dict) else record.get("link")
-    if link and re.match(r"https?://", link):
-        return link
-    chunk = record.chunk if hasattr(record, "chunk") else None
-    source = chunk.source if chunk is not None else record.source
+    if record.link and re.match(r"https?://", record.link):
+        return record.link
+    source = record.chunk.source if isinstance(record, Hit) else record.source
     start = record.start if record.start is not None else 0
     return f"/source/{quote(source)}#t={int(start)}"
 

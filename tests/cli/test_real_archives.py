@@ -23,6 +23,20 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.resolve().iterdir()}
 
 
+def indexed(tmp_path: Path, capsys: pytest.CaptureFixture[str], files: dict[str, str | Path], *options: str) -> tuple[Path, Path]:
+    """A corpus folder of files (text, or a fixture path to copy) indexed with the hash embedder: (corpus, index)."""
+    corpus, idx = tmp_path / "c", tmp_path / "idx"
+    corpus.mkdir()
+    for name, content in files.items():
+        if isinstance(content, Path):
+            shutil.copy(content, corpus / name)
+        else:
+            (corpus / name).write_text(content, encoding="utf-8")
+    code, _, err = run(["index", str(corpus), "-o", str(idx), *HASH, *options], capsys)
+    assert code == 0, err
+    return corpus, idx
+
+
 @pytest.fixture()
 def mixed(tmp_path: Path) -> Path:
     """Good real files and bad ones side by side."""
@@ -97,12 +111,7 @@ def test_a_transcript_read_as_prose_is_reported(tmp_path: Path, capsys: pytest.C
 
 
 def test_info_lists_format_turns_speakers_and_time_span(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    corpus = tmp_path / "c"
-    corpus.mkdir()
-    shutil.copy(REAL / "otter_ladybug_nextjs.txt", corpus / "ladybug.txt")
-    shutil.copy(REAL / "bold_gotime_100.md", corpus / "gotime.md")
-    idx = tmp_path / "idx"
-    assert run(["index", str(corpus), "-o", str(idx), *HASH], capsys)[0] == 0
+    _, idx = indexed(tmp_path, capsys, {"ladybug.txt": REAL / "otter_ladybug_nextjs.txt", "gotime.md": REAL / "bold_gotime_100.md"})
     code, out, err = run(["info", "-i", str(idx)], capsys)
     assert code == 0, err
     assert "ladybug.txt  [unchanged]  otter, 14 turns, 4 speakers, 0:00:00-0:16:28," in out, out
@@ -133,17 +142,12 @@ def test_bug1_same_file_name_in_two_folders(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_bug2_speaker_filter_quotes_only_that_speaker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    corpus = tmp_path / "c"
-    corpus.mkdir()
-    (corpus / "launch.txt").write_text(
+    _, idx = indexed(tmp_path, capsys, {"launch.txt": (
         "Marketing (00:01): The launch campaign starts in May with a budget of forty thousand dollars for the launch.\n\n"
         "Engineering (00:09): The launch build freezes in April so the launch campaign has a stable product to show.\n\n"
         "Marketing (00:17): Our launch video goes out the same week the launch campaign opens to the press.\n\n"
-        "Engineering (00:25): The launch servers are sized for the launch campaign traffic we expect in May.\n",
-        encoding="utf-8",
-    )
-    idx = tmp_path / "idx"
-    assert run(["index", str(corpus), "-o", str(idx), *HASH], capsys)[0] == 0
+        "Engineering (00:25): The launch servers are sized for the launch campaign traffic we expect in May.\n"
+    )})
     assert len(Index.load(idx).chunks) == 1  # both speakers share the one chunk
     code, out, err = run(["ask", "When does the launch campaign start?", "-i", str(idx), "--speaker", "marketing", "--json"], capsys)
     assert code == 0, err
@@ -155,11 +159,7 @@ def test_bug2_speaker_filter_quotes_only_that_speaker(tmp_path: Path, capsys: py
 
 
 def test_bug3_info_sees_a_file_added_to_the_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    corpus = tmp_path / "c"
-    corpus.mkdir()
-    shutil.copy(REAL / "otter_radical_ai.txt", corpus / "one.txt")
-    idx = tmp_path / "idx"
-    assert run(["index", str(corpus), "-o", str(idx), *HASH], capsys)[0] == 0
+    corpus, idx = indexed(tmp_path, capsys, {"one.txt": REAL / "otter_radical_ai.txt"})
     shutil.copy(REAL / "podscript_oxide_cad.txt", corpus / "two.txt")
     code, out, _ = run(["info", "-i", str(idx)], capsys)
     assert code == 0
@@ -168,13 +168,9 @@ def test_bug3_info_sees_a_file_added_to_the_corpus(tmp_path: Path, capsys: pytes
 
 
 def test_bug4_context_inside_one_long_turn_shows_neighbouring_sentences(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    corpus = tmp_path / "c"
-    corpus.mkdir()
     sentences = [f"Sentence number {i} talks about topic {i} in some detail." for i in range(40)]
     sentences[20] = "The lighthouse keeper painted the tower red in spring."
-    (corpus / "talk.txt").write_text("Lecturer (00:00): " + " ".join(sentences) + "\n", encoding="utf-8")
-    idx = tmp_path / "idx"
-    assert run(["index", str(corpus), "-o", str(idx), *HASH, "--max-tokens", "20"], capsys)[0] == 0
+    _, idx = indexed(tmp_path, capsys, {"talk.txt": "Lecturer (00:00): " + " ".join(sentences) + "\n"}, "--max-tokens", "20")
     code, out, err = run(["search", "lighthouse keeper painted the tower", "-i", str(idx), "-k", "1", "--context", "1", "--json"], capsys)
     assert code == 0, err
     hit = json.loads(out)["hits"][0]
@@ -187,12 +183,7 @@ def test_bug4_context_inside_one_long_turn_shows_neighbouring_sentences(tmp_path
 
 
 def test_bug5_source_filter_is_case_insensitive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    corpus = tmp_path / "c"
-    corpus.mkdir()
-    shutil.copy(REAL / "otter_ladybug_nextjs.txt", corpus / "Ladybug.txt")
-    shutil.copy(REAL / "bold_gotime_100.md", corpus / "gotime.md")
-    idx = tmp_path / "idx"
-    assert run(["index", str(corpus), "-o", str(idx), *HASH], capsys)[0] == 0
+    _, idx = indexed(tmp_path, capsys, {"Ladybug.txt": REAL / "otter_ladybug_nextjs.txt", "gotime.md": REAL / "bold_gotime_100.md"})
     for pattern in ("ladybug.TXT", "LADY*", "ladybug.txt"):
         code, out, err = run(["search", "react", "-i", str(idx), "--source", pattern, "--json"], capsys)
         hits = json.loads(out)["hits"]
@@ -206,11 +197,7 @@ def test_bug6_index_given_twice_is_a_usage_error(tmp_path: Path, capsys: pytest.
 
 
 def test_bug7_unknown_answerer_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    corpus = tmp_path / "c"
-    corpus.mkdir()
-    shutil.copy(REAL / "otter_radical_ai.txt", corpus / "a.txt")
-    idx = tmp_path / "idx"
-    assert run(["index", str(corpus), "-o", str(idx), *HASH], capsys)[0] == 0
+    _, idx = indexed(tmp_path, capsys, {"a.txt": REAL / "otter_radical_ai.txt"})
     code, _, err = run(["ask", "who leads automation?", "-i", str(idx), "-a", "gpt"], capsys)
     assert code == 2 and "usage error: -a/--answerer 'gpt': unknown" in err, err
 
@@ -231,17 +218,12 @@ def test_bug8_no_lock_file_is_left_beside_the_index(tmp_path: Path, capsys: pyte
 
 
 def test_bug9_hit_carries_the_time_and_speaker_of_the_matching_turn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    corpus = tmp_path / "c"
-    corpus.mkdir()
-    (corpus / "ep.txt").write_text(
+    _, idx = indexed(tmp_path, capsys, {"ep.txt": (
         "Host (00:01): Welcome back to the show, everyone.\n\n"
         "Guest (00:20): Thanks, glad to be here again.\n\n"
         "Host (01:05): Tell us about the glacier expedition in Patagonia.\n\n"
-        "Guest (01:12): We crossed the glacier in nine days.\n",
-        encoding="utf-8",
-    )
-    idx = tmp_path / "idx"
-    assert run(["index", str(corpus), "-o", str(idx), *HASH], capsys)[0] == 0
+        "Guest (01:12): We crossed the glacier in nine days.\n"
+    )})
     assert len(Index.load(idx).chunks) == 1 and Index.load(idx).chunks[0].start == 1.0
     code, out, err = run(["search", "glacier expedition Patagonia", "-i", str(idx), "--json"], capsys)
     hit = json.loads(out)["hits"][0]
