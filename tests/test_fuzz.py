@@ -88,7 +88,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return (root / "idx").resolve()
 
 
-NAMES = ["chunks.jsonl", "sources.jsonl", "vectors.faiss", "bm25.json", "bm25.chunks.data.npy", "bm25.chunks.indptr.npy", "manifest.json"]
+NAMES = ["s000001.db", "s000001.f32", "manifest.json"]
 
 
 @FUZZ
@@ -100,12 +100,13 @@ def test_random_index_files_with_valid_checksums(tmp_path: Path, built: Path, na
     (folder / name).write_bytes(data)
     if name != "manifest.json":
         manifest = json.loads((folder / "manifest.json").read_text())
-        manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        manifest["segments"]["s000001"]["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         data = json.dumps(manifest).encode()
         (folder / "manifest.json").write_bytes(data)
     (folder / "manifest.json.sha256").write_text(f"{hashlib.sha256(data).hexdigest()}  manifest.json\n")
     try:
         index = Index.load(folder)
         index.search("river", k=2)
+        index.verify()
     except RagkitError:
         pass

@@ -187,7 +187,7 @@ def _copy(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("file", "line", "expected"),
     [
-        ("storage/vectors.py", "from ..search import fuse", "an upward import (ragkit.storage is below ragkit.search)"),
+        ("storage/local.py", "from ..search import fuse", "an upward import (ragkit.storage is below ragkit.search)"),
         ("readers/corpus.py", "def late():\n    from ..index import Index\n", "an upward import (ragkit.readers is below ragkit.index)"),
         ("answer/base.py", "from ..cli.render import safe", "the library never imports a front end"),
         ("datatypes.py", "from .errors import RagkitError", "the ground floor imports nothing of ragkit"),
@@ -205,7 +205,7 @@ def test_an_injected_violation_is_caught(tmp_path: Path, file: str, line: str, e
 
 def test_type_checking_imports_do_not_count(tmp_path: Path) -> None:
     package = _copy(tmp_path)
-    path = package / "storage" / "vectors.py"
+    path = package / "storage" / "store.py"
     path.write_text(path.read_text(encoding="utf-8") + "\nif TYPE_CHECKING:\n    from ..search import fuse\n", encoding="utf-8")
     assert violations(package) == []
 

@@ -207,11 +207,8 @@ def _hit_for(index: Index, near: Hit, turn: int) -> Hit:
     """The hit itself when its chunk holds the turn, else the chunk of the same source that does (a new hit)."""
     if near.chunk.first_turn <= turn <= near.chunk.last_turn:
         return near
-    from ..search.hybrid import retriever
-
-    for i in retriever(index).by_source.get(near.chunk.source.casefold(), []):
-        chunk = index.chunks[i]
-        if chunk.source == near.chunk.source and chunk.first_turn <= turn <= chunk.last_turn:
+    for _, chunk in index.store.chunks_of(near.chunk.source):
+        if chunk.first_turn <= turn <= chunk.last_turn:
             return Hit(chunk, near.score, near.rank)
     return near
 

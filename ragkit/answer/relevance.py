@@ -52,14 +52,14 @@ class IdfTable:
     """Inverse document frequency of a term over the index's chunks (an unseen term gets the highest weight)."""
 
     def __init__(self, index: Index) -> None:
-        bm25 = index.lexical.chunks if index.lexical is not None else None
-        self.vocab = bm25.vocab if bm25 is not None else {}
-        self.indptr = bm25.indptr if bm25 is not None else None
-        self.n = bm25.rows if bm25 is not None else 1
+        self.bm25 = index.lexical.chunks
+        self.n = self.bm25.rows or 1
+        self._df: dict[str, int] = {}
 
     def __call__(self, term: str) -> float:
-        col = self.vocab.get(term)
-        df = 0 if col is None or self.indptr is None else int(self.indptr[col + 1] - self.indptr[col])
+        df = self._df.get(term)
+        if df is None:
+            df = self._df[term] = self.bm25.df(term)
         return math.log(1 + (self.n - df + 0.5) / (df + 0.5))
 
 

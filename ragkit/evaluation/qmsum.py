@@ -112,9 +112,7 @@ def _spans(raw: object, n_turns: int, where: str) -> list[tuple[int, int]]:
 
 def dense_search(index: Index) -> ScopedSearch:
     """Search the index's vectors, restricted to one meeting's chunks when a source is given; queries embedded once."""
-    ids: dict[str, list[int]] = {}
-    for i, chunk in enumerate(index.chunks):
-        ids.setdefault(chunk.source, []).append(i)
+    ids = {name: list(range(*index.store.source_range(name))) for name in index.store.names}
     vectors: dict[str, Any] = {}
 
     def search(question: str, k: int, source: str | None = None) -> list[Hit]:

@@ -3,42 +3,27 @@
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import logging
+import shutil
+import tempfile
+import weakref
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..chunking import ChunkSettings, chunk_corpus
+from ..chunking import ChunkSettings, chunk_document
 from ..datatypes import Chunk, Document, Hit, Turn, speaker_matches
 from ..embed import Embedder, index_embedder, is_code_spec, load_embedder
 from ..errors import EmbedderMismatchError, IndexFormatError, MissingIndexError, UsageError
-from ..storage.diskio import (
-    file_digest,
-    publish_directory,
-    read_verified,
-    resolve_index,
-    staging_directory,
-    writable_target,
-    write_file,
-    write_with_sum,
-)
-from ..storage.lexical import LexicalIndex, load_lexical
+from ..storage.diskio import file_digest, publish_directory, resolve_index, staging_directory, writable_target, write_with_sum
+from ..storage.local import Chunks, Documents, LocalStore, SegmentedBm25
 from ..storage.lock import index_lock
-from ..storage.manifest import (
-    DATA_FILES,
-    REBUILD,
-    canonical_spec,
-    check_before_parse,
-    corrupt,
-    make_manifest,
-    parse_jsonl,
-    read_manifest,
-)
-from ..storage.records import chunk_from_record, document_from_record, document_record, jsonl
-from ..storage.vectors import VECTORS_FILE, FaissStore
+from ..storage.manifest import canonical_spec, corrupt, make_manifest, read_manifest
+from ..storage.verify import Verified
+from ..storage.writer import VersionWriter, link_or_copy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,9 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-CHUNKS = "chunks.jsonl"
-SOURCES = "sources.jsonl"
 LOAD_ATTEMPTS = 8
+# Chunk texts embedded per call while building: large enough for the model's batching, small enough to stream.
+EMBED_BATCH = 2048
 
 Progress = Callable[[int, int], None]
 
@@ -62,18 +47,42 @@ class SourceStatus:
     path: str
 
 
-class Index:
-    """A searchable index of transcript chunks; build, save, load, search."""
+@dataclass(frozen=True, slots=True)
+class Lexical:
+    """BM25 over the chunks, and over whole sources (each source's chunks joined) for source-level scores."""
 
-    def __init__(self, chunks: Sequence[Chunk], store: FaissStore, documents: Sequence[Document], manifest: dict[str, Any], embedder: Embedder | None = None,
-                 lexical: LexicalIndex | None = None) -> None:
-        self.chunks = list(chunks)
+    chunks: SegmentedBm25
+    sources: SegmentedBm25
+    names: tuple[str, ...]  # row i of `sources` is the source names[i]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One source of a version being written: kept from the previous version (entry), or new (document and chunks)."""
+
+    entry: dict[str, Any] | None = None
+    doc: Document | None = None
+    chunks: tuple[Chunk, ...] = ()
+    fingerprint: str = ""
+
+
+class Index:
+    """A searchable index of transcript chunks; build, save, load, search.
+
+    Its records, vectors and postings live in a store folder (a published version, or a private folder for an index
+    built in Python and not saved yet) and are read when used; `chunks` and `documents` read through to it.
+    """
+
+    def __init__(self, store: LocalStore, embedder: Embedder | None = None, owned: Path | None = None) -> None:
         self.store = store
-        self.documents = {d.source: d for d in documents}
-        self.manifest = manifest
+        self.manifest = store.manifest
+        self.chunks = Chunks(store)
+        self.documents = Documents(store)
         self._embedder = embedder
-        self._lexical = lexical
+        self._lexical: Lexical | None = None
         self.path: Path | None = None
+        if owned is not None:  # a private folder: removed with the object
+            weakref.finalize(self, shutil.rmtree, owned, True)
 
     # ------------------------------------------------------------ build
 
@@ -87,16 +96,17 @@ class Index:
         *,
         corpus: Sequence[str | Path] = (),
     ) -> Index:
-        """Chunk and embed documents into a new in-memory index; `corpus` (the folders read) goes into the manifest."""
-        import numpy as np
-
+        """Chunk and embed documents into a new index (in a private folder until saved); `corpus` goes into the manifest."""
         settings = settings or ChunkSettings()
         emb = load_embedder(embedder, build=True)
-        chunks = chunk_corpus(documents, settings)
-        vectors = emb.embed([c.text for c in chunks], progress=progress) if chunks else np.zeros((0, emb.dim), np.float32)
-        store = FaissStore.from_vectors(vectors)
-        manifest = make_manifest(documents, chunks, emb.spec, emb.dim, settings, corpus, getattr(emb, "backend", None))
-        return cls(chunks, store, documents, manifest, query_embedder(embedder, emb), LexicalIndex.build(chunks))
+        folder = Path(tempfile.mkdtemp(prefix="ragkit-index-"))
+        try:
+            pending = [Pending(doc=d, chunks=tuple(chunk_document(d, settings))) for d in documents]
+            manifest = write_version(folder, pending, emb, int(emb.dim), settings, corpus, getattr(emb, "backend", None), progress=progress)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return cls(open_store(folder, manifest), query_embedder(embedder, emb), owned=folder)
 
     # ------------------------------------------------------------ properties
 
@@ -114,10 +124,10 @@ class Index:
         return self._embedder
 
     @property
-    def lexical(self) -> LexicalIndex:
-        """BM25 over the chunks and sources: built with the index, or from the chunks on first use."""
+    def lexical(self) -> Lexical:
+        """BM25 over the chunks and sources, scored from the stored postings."""
         if self._lexical is None:
-            self._lexical = LexicalIndex.build(self.chunks)
+            self._lexical = Lexical(self.store.chunk_bm25, self.store.source_bm25, self.store.lex_names())
         return self._lexical
 
     @property
@@ -125,7 +135,7 @@ class Index:
         return ChunkSettings(**self.manifest["chunking"])
 
     def __len__(self) -> int:
-        return len(self.chunks)
+        return len(self.store)
 
     def turns(self, source: str) -> tuple[Turn, ...]:
         return self.documents[source].turns
@@ -137,17 +147,26 @@ class Index:
 
     def select(self, speaker: str | None = None, source: str | None = None) -> list[int] | None:
         """Chunk ids allowed by the filters, or None for all."""
+        import numpy as np
+
         if not speaker and not source:
             return None
-        pattern = source.casefold() if source else None  # --source is case-insensitive, like --speaker
-        ids = []
-        for i, chunk in enumerate(self.chunks):
-            if speaker and not any(speaker_matches(speaker, s) for s in chunk.speakers):
-                continue
-            if pattern and not fnmatch.fnmatchcase(chunk.source.casefold(), pattern):
-                continue
-            ids.append(i)
-        return ids
+        allowed = np.ones(len(self), dtype=bool)
+        if source:
+            pattern = source.casefold()  # --source is case-insensitive, like --speaker
+            by_source = np.zeros(len(self), dtype=bool)
+            for name in self.store.names:
+                if fnmatch.fnmatchcase(name.casefold(), pattern):
+                    a, b = self.store.source_range(name)
+                    by_source[a:b] = True
+            allowed &= by_source
+        if speaker:
+            by_speaker = np.zeros(len(self), dtype=bool)
+            for label, (listed, _, _) in self.store.speaker_rows().items():
+                if speaker_matches(speaker, label):
+                    by_speaker[listed] = True
+            allowed &= by_speaker
+        return np.flatnonzero(allowed).tolist()
 
     def search(self, query: str, k: int = 5, *, speaker: str | None = None, source: str | None = None, **options: Any) -> list[Hit]:
         """The k best passages for the query; options (mode, weight, budget, ...) are hybrid.SearchOptions fields."""
@@ -159,39 +178,26 @@ class Index:
     # ------------------------------------------------------------ persistence
 
     def save(self, path: str | Path) -> Path:
-        """Write the index to a staging folder, then publish it at `path` in one atomic step (under the writer lock)."""
+        """Publish the index at `path` in one atomic step (under the writer lock); its segment files are hard-linked."""
         target = writable_target(Path(path))
         with index_lock(target), staging_directory(target) as tmp:
-            files = {}
-            for name, data in self._payload():
-                write_file(tmp / name, data)
-                files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-            manifest = {**self.manifest, "files": files}
-            write_with_sum(tmp / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+            for meta in self.manifest["segments"].values():
+                for fname in meta["files"]:
+                    link_or_copy(self.store.folder / fname, tmp / fname)
+            write_manifest(tmp, self.manifest)
             publish_directory(tmp, target)
-        self.manifest, self.path = manifest, Path(path)
+        self.path = Path(path)
         return Path(path)
-
-    def _payload(self) -> list[tuple[str, bytes]]:
-        import faiss
-
-        # serialize_index instead of faiss.write_index: one write path that fsyncs and reports OSErrors by file name.
-        vectors = faiss.serialize_index(self.store.index).tobytes()
-        return [
-            (CHUNKS, jsonl(asdict(c) for c in self.chunks)),
-            (SOURCES, jsonl(document_record(d) for d in self.documents.values())),
-            (VECTORS_FILE, vectors),
-            *self.lexical.to_files().items(),
-        ]
 
     @classmethod
     def load(cls, path: str | Path, embedder: str | Embedder | None = None) -> Index:
-        """Load and verify an index; refuse a query embedder other than the one it was built with."""
+        """Open an index (its manifest and the structure of its files; records are read when used); refuse a query
+        embedder other than the one it was built with."""
         root = Path(path)
         for attempt in range(1, LOAD_ATTEMPTS + 1):
             folder = _index_folder(root)
             try:
-                index = cls._from_folder(folder)
+                index = cls(open_store(folder, read_manifest(folder / MANIFEST)))
                 break
             except IndexFormatError:
                 # A writer may have published twice meanwhile and removed the version we pinned: read the new one.
@@ -203,37 +209,117 @@ class Index:
             index._embedder = _matching_embedder(embedder, index.manifest)
         return index
 
-    @classmethod
-    def _from_folder(cls, folder: Path) -> Index:
-        manifest = read_manifest(folder / MANIFEST)
-        # Every file is size- and hash-checked, and its counts checked, before any parser or FAISS sees its bytes.
-        blobs = {name: read_verified(folder / name, manifest["files"][name], REBUILD) for name in DATA_FILES}
-        check_before_parse(manifest, blobs[CHUNKS], blobs[SOURCES], blobs[VECTORS_FILE], folder)
-        chunks = [chunk_from_record(d, folder / CHUNKS) for d in parse_jsonl(blobs[CHUNKS], folder / CHUNKS)]
-        documents = [document_from_record(d, folder / SOURCES) for d in parse_jsonl(blobs[SOURCES], folder / SOURCES)]
-        by_source = {d.source: d for d in documents}
-        for chunk in chunks:
-            doc = by_source.get(chunk.source)
-            if doc is None:
-                raise corrupt(f"{folder / CHUNKS} has chunks of {chunk.source!r}, which {SOURCES} lacks")
-            if chunk.last_turn >= len(doc.turns) or chunk.char_end > len(doc.text):
-                raise corrupt(f"{folder / CHUNKS}: chunk {chunk.id!r} reaches past its source's turns or text")
-        store = FaissStore.from_bytes(blobs[VECTORS_FILE])
-        if len(store) != len(chunks) or store.dim != manifest["embedder"]["dim"]:
-            raise corrupt(f"{folder / VECTORS_FILE} holds {len(store)} vectors of dim {store.dim}, expected {len(chunks)} of dim {manifest['embedder']['dim']}")
-        return cls(chunks, store, documents, manifest, lexical=load_lexical(folder, manifest, len(chunks)))
+    def verify(self) -> Verified:
+        """Check every byte and record of the index (opening checks only its structure); raises if it is corrupt."""
+        from ..storage.verify import verify_version
+
+        return verify_version(self.store.folder, self.manifest)
 
     def status(self) -> list[SourceStatus]:
         """Each indexed source compared with its file now (by sha256)."""
         out = []
-        for doc in self.documents.values():
-            path = Path(doc.path)
+        for entry in self.manifest["sources"]:
+            path = Path(entry["file"])
             if not path.is_file():
-                out.append(SourceStatus(doc.source, "missing", doc.path))
+                out.append(SourceStatus(entry["path"], "missing", entry["file"]))
                 continue
-            state = "unchanged" if file_digest(path)["sha256"] == doc.sha256 else "changed"
-            out.append(SourceStatus(doc.source, state, doc.path))
+            state = "unchanged" if file_digest(path)["sha256"] == entry["sha256"] else "changed"
+            out.append(SourceStatus(entry["path"], state, entry["file"]))
         return out
+
+
+def open_store(folder: Path, manifest: dict[str, Any]) -> LocalStore:
+    """The store of a version folder, its structure checked and its files opened (so a later cleanup cannot take them)."""
+    store = LocalStore(folder, manifest)
+    store.check()
+    store.open()
+    return store
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    write_with_sum(folder / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
+
+
+def write_version(
+    folder: Path, pending: Sequence[Pending], emb: Embedder, dim: int, settings: ChunkSettings, corpus: Sequence[str | Path],
+    backend: str | None, previous: LocalStore | None = None, known: Callable[[str], np.ndarray | None] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Write a version into folder: kept sources linked, new ones embedded in batches (a text `known` returns a vector
+    for, or one embedded earlier in this run, is not embedded again) and streamed to segments; returns its manifest."""
+    from ..storage.segment import text_key
+
+    writer = VersionWriter(folder, dim, previous)
+    texts = [c.text for p in pending for c in p.chunks]
+    repeats = {k for k, n in Counter(map(text_key, texts)).items() if n > 1}
+    missing_total = len({t for t in texts if known is None or known(t) is None}) if known else len(set(texts))
+    done = 0
+    remembered: dict[str, np.ndarray] = {}  # vectors of texts that occur more than once
+
+    def vector_of(text: str) -> np.ndarray | None:
+        found = remembered.get(text)
+        if found is None and known is not None:
+            found = known(text)
+        return found
+
+    try:
+        batch: list[Pending] = []
+        size = 0
+        for n, item in enumerate(pending):
+            if item.entry is not None:
+                done += _flush(writer, batch, emb, dim, vector_of, remembered, repeats, progress, done, missing_total)
+                batch, size = [], 0
+                writer.keep(item.entry)
+                continue
+            batch.append(item)
+            size += len(item.chunks)
+            if size >= EMBED_BATCH or n == len(pending) - 1:
+                done += _flush(writer, batch, emb, dim, vector_of, remembered, repeats, progress, done, missing_total)
+                batch, size = [], 0
+        done += _flush(writer, batch, emb, dim, vector_of, remembered, repeats, progress, done, missing_total)
+        sources, segments = writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    return make_manifest(emb.spec, dim, settings, corpus, backend, sources, segments)
+
+
+def _flush(
+    writer: VersionWriter, batch: list[Pending], emb: Embedder, dim: int, vector_of: Callable[[str], np.ndarray | None],
+    remembered: dict[str, np.ndarray], repeats: set[int], progress: Progress | None, done: int, total: int,
+) -> int:
+    """Embed the batch's unknown texts (each once) and write its sources; returns how many texts were embedded."""
+    import numpy as np
+
+    from ..errors import RagkitError
+    from ..storage.segment import text_key
+
+    if not batch:
+        return 0
+    missing = list(dict.fromkeys(c.text for p in batch for c in p.chunks if vector_of(c.text) is None))
+    fresh = np.zeros((0, dim), np.float32)
+    if missing:
+        step = None if progress is None else (lambda a, b: progress(done + a, total))
+        fresh = emb.embed(missing, progress=step)
+        if fresh.shape[1] != dim:
+            raise RagkitError(f"embedder {emb.spec!r} now gives {fresh.shape[1]}-dim vectors but the index holds {dim}-dim ones; rebuild with `ragkit index --force`")
+    position = {t: i for i, t in enumerate(missing)}
+    for item in batch:
+        assert item.doc is not None
+        vectors = np.zeros((len(item.chunks), dim), np.float32)
+        for i, chunk in enumerate(item.chunks):
+            row = position.get(chunk.text)
+            vectors[i] = fresh[row] if row is not None else vector_of(chunk.text)
+            if row is not None and text_key(chunk.text) in repeats:
+                remembered[chunk.text] = fresh[row]
+        writer.add(item.doc, item.chunks, vectors, {"fingerprint": item.fingerprint, "text_sha": text_sha(item.doc.text)})
+    return len(missing)
+
+
+def text_sha(text: str) -> str:
+    from ..readers.corpus import text_sha as sha
+
+    return sha(text)
 
 
 def _index_folder(root: Path) -> Path:
@@ -244,7 +330,7 @@ def _index_folder(root: Path) -> Path:
         raise corrupt(f"{root} points to {folder.name}, which is missing")
     if folder.exists() and not folder.is_dir():
         raise MissingIndexError(f"{root}: is a file, not a ragkit index (an index is a folder); pass the index folder with -i")
-    if folder.is_dir() and not any((folder / n).exists() for n in (MANIFEST, MANIFEST + ".sha256", *DATA_FILES)):
+    if folder.is_dir() and not any((folder / n).exists() for n in (MANIFEST, MANIFEST + ".sha256")):
         what = "empty folder, no index" if not any(folder.iterdir()) else "no ragkit index here (no manifest.json)"
         raise MissingIndexError(f"{root}: {what}; build one with `ragkit index PATH -o {root}`")
     return folder

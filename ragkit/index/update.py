@@ -1,25 +1,30 @@
-"""Incremental updates: re-embed only chunk texts the index lacks; the result equals a full rebuild."""
+"""Incremental updates: an update reads only changed files, embeds only chunk texts the index lacks, writes only new
+segments (kept ones are hard-linked), and the result equals a full rebuild."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..chunking import ChunkSettings, chunk_corpus
+from ..chunking import ChunkSettings, chunk_document
 from ..datatypes import Chunk, Document
 from ..embed import DEFAULT_EMBEDDER, INT8_BACKEND, Embedder, load_embedder, refuse_code_spec
-from ..errors import MissingIndexError, RagkitError
-from ..storage.diskio import clean_leftovers, recover, resolve_index, writable_target
+from ..errors import IndexFormatError, MissingIndexError, RagkitError
+from ..readers.corpus import CorpusRead
+from ..storage.diskio import clean_leftovers, publish_directory, recover, resolve_index, staging_directory, writable_target
 from ..storage.lock import index_lock
-from ..storage.manifest import canonical_spec, make_manifest, read_manifest
-from ..storage.vectors import FaissStore
-from .core import MANIFEST, Index, query_embedder
+from ..storage.manifest import LEGACY_VERSION, canonical_spec, read_manifest
+from ..storage.segment import SEGMENT_ROWS
+from ..storage.verify import verify_version
+from .core import MANIFEST, Index, Pending, open_store, query_embedder, write_manifest, write_version
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-
+# Small segments (each update writes one) are merged into the next update's new segment once there are more than this.
+MAX_SMALL_SEGMENTS = 4
 
 @dataclass(frozen=True, slots=True)
 class UpdateReport:
@@ -58,14 +64,70 @@ class UpdateReport:
         return f"{self.added} added, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged"
 
 
+
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The chunks an update will hold and which texts must be embedded."""
+    """The sources a new version will hold, in corpus order, and how it compares with the previous one."""
 
-    chunks: list[Chunk]
-    reuse: dict[str, int]  # chunk text -> row of the previous index's vectors
-    missing: list[str]  # distinct texts to embed, in first-use order
+    pending: list[Pending]
     report: UpdateReport
+    known: Callable[[str], np.ndarray | None] | None  # the previous index's vector of a chunk text
+    compacted: int = 0  # kept sources rewritten because their segment was mostly dead or small
+
+
+class Previous:
+    """What an update needs of the index it replaces: per-source chunks and entries, and vectors by chunk text."""
+
+    def __init__(self, index: Index | None = None, legacy: tuple[list[Chunk], list[Document], np.ndarray] | None = None,
+                 manifest: dict[str, Any] | None = None) -> None:
+        self.index = index
+        self.manifest: dict[str, Any] = index.manifest if index is not None else manifest or {}
+        self.entries: dict[str, dict[str, Any]] = {e["path"]: e for e in self.manifest.get("sources", [])}
+        self._legacy_chunks: dict[str, list[Chunk]] = {}
+        self._legacy_rows: dict[str, int] = {}
+        self._legacy_vectors: np.ndarray | None = None
+        if legacy is not None:
+            chunks, docs, vectors = legacy
+            for row, chunk in enumerate(chunks):
+                self._legacy_chunks.setdefault(chunk.source, []).append(chunk)
+                self._legacy_rows.setdefault(chunk.text, row)
+            self.entries = {d.source: {"path": d.source} for d in docs}
+            self._legacy_vectors = vectors
+        self._near: dict[str, np.ndarray] = {}
+
+    @property
+    def settings(self) -> ChunkSettings:
+        return ChunkSettings(**self.manifest["chunking"])
+
+    def chunks_of(self, source: str) -> list[Chunk]:
+        if source not in self.entries:
+            return []
+        if self.index is None:
+            return self._legacy_chunks.get(source, [])
+        return [c for _, c in self.index.store.chunks_of(source)]
+
+    def all_chunks(self) -> list[Chunk]:
+        return [c for source in self.entries for c in self.chunks_of(source)]
+
+    def prefetch(self, source: str) -> None:
+        """Remember the vectors of one source's old chunks by text: an edited episode mostly repeats its own texts."""
+        if self.index is None or source not in self.entries:
+            return
+        pairs = self.index.store.chunks_of(source)
+        vectors = self.index.store.vector_rows([i for i, _ in pairs])
+        for (_, chunk), vector in zip(pairs, vectors):
+            self._near.setdefault(chunk.text, vector)
+
+    def vector(self, text: str) -> np.ndarray | None:
+        if self._legacy_vectors is not None:
+            row = self._legacy_rows.get(text)
+            return None if row is None else self._legacy_vectors[row]
+        found = self._near.get(text)
+        if found is None and self.index is not None:
+            i = self.index.store.find_text(text)
+            if i is not None:
+                found = self._near[text] = self.index.store.vector_rows([i])[0]
+        return found
 
 
 def diff_chunks(old: Sequence[Chunk], new: Sequence[Chunk]) -> tuple[int, int, int, int]:
@@ -87,7 +149,8 @@ def diff_chunks(old: Sequence[Chunk], new: Sequence[Chunk]) -> tuple[int, int, i
     return len(rest_new) - changed, changed, len(rest_old) - changed, unchanged
 
 
-def full_rebuild_reason(previous: Index | None, spec: str, settings: ChunkSettings, force: bool = False) -> str:
+
+def full_rebuild_reason(previous: Previous | None, spec: str, settings: ChunkSettings, force: bool = False) -> str:
     """Why no vector of the previous index can be reused ("" when they can)."""
     if force:
         return "--force"
@@ -101,41 +164,93 @@ def full_rebuild_reason(previous: Index | None, spec: str, settings: ChunkSettin
     return ""
 
 
-def plan_update(previous: Index | None, documents: Sequence[Document], spec: str, settings: ChunkSettings, force: bool = False) -> Plan:
-    """Chunk the documents and decide, by exact chunk text, which vectors the previous index already holds."""
-    chunks = chunk_corpus(documents, settings)
+def plan_update(previous: Previous | None, read: CorpusRead, spec: str, settings: ChunkSettings, force: bool = False) -> Plan:
+    """Chunk the documents read and compare them, source by source, with the previous index; kept sources stay put."""
     reason = full_rebuild_reason(previous, spec, settings, force)
-    reuse: dict[str, int] = {}
-    if previous is not None and not reason:
-        for row, chunk in enumerate(previous.chunks):
-            reuse.setdefault(chunk.text, row)
-    missing = list(dict.fromkeys(c.text for c in chunks if c.text not in reuse))
-    added, changed, removed, unchanged = diff_chunks(previous.chunks if previous else [], chunks)
-    report = UpdateReport(added, changed, removed, unchanged, len(missing), len(chunks), len(documents), bool(reason), reason)
-    return Plan(chunks, reuse, missing, report)
+    docs = {d.source: d for d in read.documents}
+    order = read.order or tuple(docs)
+    pending: list[Pending] = []
+    added = changed = removed = unchanged = 0
+    new_all: list[Chunk] = []
+    compact = _compactable(previous) if previous is not None and not reason else set()
+    compacted = 0
+    for source in order:
+        doc = docs.get(source)
+        if doc is None:  # kept: the file is as indexed
+            assert previous is not None and previous.index is not None
+            entry = previous.entries[source]
+            if entry["segment"] in compact:
+                store = previous.index.store
+                chunks = tuple(c for _, c in store.chunks_of(source))
+                pending.append(Pending(doc=store.document(source), chunks=chunks, fingerprint=entry.get("fingerprint", "")))
+                previous.prefetch(source)
+                compacted += 1
+            else:
+                pending.append(Pending(entry=entry))
+            unchanged += int(entry["chunks"])
+            continue
+        chunks = tuple(chunk_document(doc, settings))
+        fingerprint = read.fingerprints.get(source, "")
+        if reason:
+            new_all.extend(chunks)
+            pending.append(Pending(doc=doc, chunks=chunks, fingerprint=fingerprint))
+            continue
+        assert previous is not None
+        old = previous.chunks_of(source)
+        a, c, r, u = diff_chunks(old, chunks)
+        added, changed, removed, unchanged = added + a, changed + c, removed + r, unchanged + u
+        entry = previous.entries.get(source)
+        if (entry is not None and previous.index is not None and entry["segment"] not in compact and list(chunks) == old
+                and previous.index.store.document(source) == doc):
+            pending.append(Pending(entry={**entry, "fingerprint": fingerprint}))  # read again and found the same
+            continue
+        previous.prefetch(source)
+        pending.append(Pending(doc=doc, chunks=chunks, fingerprint=fingerprint))
+    if reason:
+        added, changed, removed, unchanged = diff_chunks(previous.all_chunks() if previous is not None else [], new_all)
+    elif previous is not None:
+        listed = set(order)
+        removed += sum(len(previous.chunks_of(name)) for name in previous.entries if name not in listed)
+    known = previous.vector if previous is not None and not reason else None
+    texts = {c.text for p in pending for c in p.chunks}
+    embedded = len({t for t in texts if known is None or known(t) is None})
+    total = sum(int(p.entry["chunks"]) if p.entry is not None else len(p.chunks) for p in pending)
+    report = UpdateReport(added, changed, removed, unchanged, embedded, total, len(pending), bool(reason), reason)
+    return Plan(pending, report, known, compacted)
+
+
+def _compactable(previous: Previous) -> set[str]:
+    """Segments to rewrite: those mostly dead (under half their rows live), and the small ones once there are many."""
+    if previous.index is None:
+        return set()
+    live: dict[str, int] = {}
+    for e in previous.entries.values():
+        live[e["segment"]] = live.get(e["segment"], 0) + int(e["chunks"])
+    segments = previous.manifest["segments"]
+    out = {name for name, meta in segments.items() if meta["rows"] and live.get(name, 0) * 2 < meta["rows"]}
+    small = [name for name, meta in segments.items() if meta["rows"] < SEGMENT_ROWS // 4]
+    if len(small) > MAX_SMALL_SEGMENTS:
+        out.update(small)
+    return out
 
 
 def apply_plan(
-    plan: Plan, previous: Index | None, documents: Sequence[Document], embedder: str | Embedder, settings: ChunkSettings,
+    plan: Plan, previous: Previous | None, folder: Path, embedder: str | Embedder, settings: ChunkSettings,
     progress: Progress | None = None, corpus: Sequence[str | Path] = (),
-) -> Index:
-    """The new in-memory index: reused vectors where the text is known, fresh embeddings for the rest."""
-    import numpy as np
-
-    reused = previous.manifest["embedder"].get("backend") if plan.reuse and previous else None
+) -> tuple[dict[str, Any], Embedder]:
+    """Write the new version into folder: reused vectors where the text is known, fresh embeddings for the rest."""
+    reuse = plan.known is not None and previous is not None
+    reused = previous.manifest["embedder"].get("backend") if reuse and previous else None
     # Under "auto", new chunks join reused vectors at the same precision: int8 only beside int8 (an index from
     # before int8 builds records no backend and holds fp32 vectors).
-    emb = load_embedder(embedder, build=not plan.reuse or reused == INT8_BACKEND)
-    dim = int(previous.manifest["embedder"]["dim"]) if plan.reuse and previous else int(emb.dim)
-    fresh = emb.embed(plan.missing, progress=progress) if plan.missing else np.zeros((0, dim), np.float32)
-    if fresh.shape[1] != dim:
-        raise RagkitError(f"embedder {emb.spec!r} now gives {fresh.shape[1]}-dim vectors but the index holds {dim}-dim ones; rebuild with `ragkit index --force`")
-    vectors = _assemble(plan, previous.store.vectors() if plan.reuse and previous else None, fresh, dim)
+    emb = load_embedder(embedder, build=not reuse or reused == INT8_BACKEND)
+    dim = int(previous.manifest["embedder"]["dim"]) if reuse and previous else int(emb.dim)
     backend = getattr(emb, "backend", None)
-    if plan.reuse:
-        backend = merged_backend(reused, backend) if plan.missing else reused
-    manifest = make_manifest(documents, plan.chunks, emb.spec, dim, settings, corpus, backend)
-    return Index(plan.chunks, FaissStore.from_vectors(vectors), documents, manifest, query_embedder(embedder, emb))
+    if reuse:
+        backend = merged_backend(reused, backend) if plan.report.embedded else reused
+    store = previous.index.store if reuse and previous and previous.index is not None else None
+    manifest = write_version(folder, plan.pending, emb, dim, settings, corpus, backend, store, plan.known, progress)
+    return manifest, emb
 
 
 def merged_backend(reused: str | None, new: str | None) -> str | None:
@@ -146,27 +261,6 @@ def merged_backend(reused: str | None, new: str | None) -> str | None:
         return new
     return "+".join(dict.fromkeys([*(kind or "fp32" for kind in kinds), new or "fp32"]))
 
-
-def _assemble(plan: Plan, old: np.ndarray | None, fresh: np.ndarray, dim: int) -> np.ndarray:
-    import numpy as np
-
-    out = np.zeros((len(plan.chunks), dim), np.float32)
-    position = {text: i for i, text in enumerate(plan.missing)}
-    for i, chunk in enumerate(plan.chunks):
-        row = plan.reuse.get(chunk.text)
-        out[i] = old[row] if row is not None and old is not None else fresh[position[chunk.text]]
-    return out
-
-
-def update_index(
-    previous: Index | None, documents: Sequence[Document], embedder: str | Embedder | None = None, settings: ChunkSettings | None = None,
-    progress: Progress | None = None, *, corpus: Sequence[str | Path] = (), force: bool = False,
-) -> tuple[Index, UpdateReport]:
-    """An index of documents that reuses the previous index's vectors for unchanged chunk texts (in memory, nothing written)."""
-    settings = settings or (previous.settings if previous else ChunkSettings())
-    spec = _spec(embedder, previous.manifest if previous else None)
-    plan = plan_update(previous, documents, spec, settings, force)
-    return apply_plan(plan, previous, documents, embedder or spec, settings, progress, corpus), plan.report
 
 
 def _spec(embedder: str | Embedder | None, manifest: dict[str, Any] | None) -> str:
@@ -193,7 +287,7 @@ def recorded_manifest(path: str | Path) -> dict[str, Any] | None:
     if folder is None:
         return None
     try:
-        return read_manifest(folder / MANIFEST)
+        return read_manifest(folder / MANIFEST, legacy=True)
     except RagkitError:
         return None
 
@@ -204,6 +298,24 @@ def recorded_corpus(path: str | Path) -> list[str]:
     return [str(p) for p in manifest["corpus"]] if manifest else []
 
 
+def update_index(
+    previous: Index | None, documents: Sequence[Document], embedder: str | Embedder | None = None, settings: ChunkSettings | None = None,
+    progress: Progress | None = None, *, corpus: Sequence[str | Path] = (), force: bool = False,
+) -> tuple[Index, UpdateReport]:
+    """An index of documents that reuses the previous index's vectors for unchanged chunk texts (a new, unsaved index)."""
+    settings = settings or (previous.settings if previous else ChunkSettings())
+    spec = _spec(embedder, previous.manifest if previous else None)
+    old = Previous(previous) if previous is not None else None
+    plan = plan_update(old, CorpusRead(list(documents)), spec, settings, force)
+    folder = Path(tempfile.mkdtemp(prefix="ragkit-index-"))
+    try:
+        manifest, emb = apply_plan(plan, old, folder, embedder or spec, settings, progress, corpus)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return Index(open_store(folder, manifest), query_embedder(embedder or spec, emb), owned=folder), plan.report
+
+
 def refresh(
     path: str | Path, corpus: Sequence[str | Path], embedder: str | Embedder | None = None, *, max_tokens: int | None = None,
     overlap_turns: int | None = None, force: bool = False, dry_run: bool = False, progress: Progress | None = None,
@@ -212,8 +324,9 @@ def refresh(
     """Bring the index at path up to date with the corpus under the writer lock; publish only when something changed.
 
     Embedder and chunk settings default to the existing index's (also under force); other ones rebuild fully. A corrupt or
-    newer-format index is an error unless force. dry_run reports without writing (and returns no index). Files that
-    cannot be read are skipped and counted; with strict they are an error and nothing is written.
+    newer-format index is an error unless force; a format-1 index is upgraded (its vectors reused). dry_run reports
+    without writing (and returns no index). Files that cannot be read are skipped and counted; with strict they are an
+    error and nothing is written. Files whose fingerprint the index recorded are not read again.
     """
     from ..readers.corpus import read_corpus_report
 
@@ -224,37 +337,55 @@ def refresh(
             clean_leftovers(target)  # the lock proves no writer uses them
         previous = _previous(target) if not force else None
         recorded = previous.manifest if previous else recorded_manifest(target)
-        read = read_corpus_report(*corpus, follow_symlinks=follow_symlinks, strict=strict)
-        documents = read.documents
         settings = _settings(recorded, max_tokens, overlap_turns)
         spec = _spec(embedder, recorded)
-        plan = plan_update(previous, documents, spec, settings, force)
+        reason = full_rebuild_reason(previous, spec, settings, force)
+        known = _known(previous) if previous is not None and not reason else None
+        read = read_corpus_report(*corpus, follow_symlinks=follow_symlinks, strict=strict, known=known)
+        plan = plan_update(previous, read, spec, settings, force)
         report = replace(plan.report, skipped=len(read.skipped), repaired=len(read.repaired), unrecognised=len(read.unrecognised))
-        plan = replace(plan, report=report)
         if dry_run:
-            return None, plan.report
+            return None, report
         corpus_now = [str(Path(p).resolve()) for p in corpus]
-        if previous is not None and _same(previous, plan, documents, corpus_now):
-            return previous, plan.report
-        index = apply_plan(plan, previous, documents, embedder or spec, settings, progress, corpus)
-        index.save(target)
-        return index, replace(plan.report, written=True)
+        if previous is not None and previous.index is not None and _same(previous, plan, corpus_now):
+            return previous.index, report
+        with staging_directory(target) as tmp:
+            manifest, _ = apply_plan(plan, previous, tmp, embedder or spec, settings, progress, corpus)
+            kept = previous.manifest.get("segments", {}) if previous is not None and previous.index is not None else {}
+            verify_version(tmp, manifest, [n for n in manifest["segments"] if n not in kept], records=False)  # what this run wrote
+            write_manifest(tmp, manifest)
+            publish_directory(tmp, target)
+        return Index.load(target, embedder if isinstance(embedder, Embedder) else None), replace(report, written=True)
 
 
-def _previous(target: Path) -> Index | None:
+def _known(previous: Previous) -> dict[str, tuple[str, str]]:
+    """Indexed sources' (fingerprint, text sha256), so an update reads only files that changed."""
+    return {name: (e.get("fingerprint", ""), e.get("text_sha", "")) for name, e in previous.entries.items() if e.get("fingerprint")}
+
+
+def _previous(target: Path) -> Previous | None:
+    """The index at target for reuse: a current one, or a format-1 one read whole to be upgraded."""
+    from ..storage.legacy import read_legacy
+
     if not os.path.lexists(target):
         return None
     try:
-        return Index.load(target)
+        return Previous(Index.load(target))
     except MissingIndexError:  # an empty folder: nothing to reuse
         return None
+    except IndexFormatError:
+        folder = resolve_index(target)
+        manifest = read_manifest(folder / MANIFEST, legacy=True) if folder is not None else None
+        if manifest is None or manifest["format_version"] != LEGACY_VERSION:
+            raise
+        return Previous(legacy=read_legacy(folder, manifest), manifest=manifest)
 
 
-def _same(previous: Index, plan: Plan, documents: Sequence[Document], corpus: list[str]) -> bool:
+def _same(previous: Previous, plan: Plan, corpus: list[str]) -> bool:
+    """Nothing to write: every source kept as it was, in the same order, from the same corpus folders."""
     return (
         not plan.report.reason
-        and previous.chunks == plan.chunks
-        and list(previous.documents.values()) == list(documents)
+        and [p.entry for p in plan.pending] == previous.manifest["sources"]
         and previous.manifest.get("corpus") == corpus
     )
 
@@ -267,7 +398,8 @@ def pending_update(index: Index) -> UpdateReport:
     corpus = index.manifest.get("corpus") or []
     if not corpus:
         raise CorpusError("the index records no corpus folders (built from Python); run `ragkit index PATH` to compare")
-    read = read_corpus_report(*corpus)
-    report = plan_update(index, read.documents, index.manifest["embedder"]["spec"], index.settings).report
-    new = tuple(d.source for d in read.documents if d.source not in index.documents)
+    previous = Previous(index)
+    read = read_corpus_report(*corpus, known=_known(previous))
+    report = plan_update(previous, read, index.manifest["embedder"]["spec"], index.settings).report
+    new = tuple(s for s in read.order if s not in index.documents)
     return replace(report, new_sources=new, skipped=len(read.skipped), repaired=len(read.repaired), unrecognised=len(read.unrecognised))

@@ -11,8 +11,8 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..datatypes import Document, Turn
@@ -267,6 +267,25 @@ class CorpusRead:
     skipped: tuple[str, ...] = ()
     repaired: tuple[str, ...] = ()
     unrecognised: tuple[str, ...] = ()
+    # With `known`: sources whose files are as the index recorded them, left unread; `order` lists every source
+    # (read or kept) in corpus order; `fingerprints` holds each read source's fingerprint.
+    kept: tuple[str, ...] = ()
+    order: tuple[str, ...] = ()
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+
+def fingerprint(path: Path, source: str, data: bytes | None = None) -> str:
+    """What a source's Document depends on: ragkit's version, its name and path, its bytes, its sidecars and the
+    corpus speakers file. Equal fingerprints mean an update may keep the indexed source without reading it again."""
+    from .. import __version__
+
+    h = hashlib.sha256(f"{__version__}\0{source}\0{path.resolve()}\0".encode("utf-8", "surrogatepass"))
+    h.update(path.read_bytes() if data is None else data)
+    for candidate in (path.with_name(path.stem + ".meta.json"), path.with_suffix(".json")):
+        if candidate != path and candidate.is_file():
+            h.update(b"\0sidecar\0" + candidate.read_bytes())
+    h.update(b"\0speakers\0" + json.dumps(corpus_speakers(path, source), sort_keys=True).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
 def read_corpus(*paths: str | Path, on_skip: Callable[[str], None] | None = None, follow_symlinks: bool = False) -> list[Document]:
@@ -276,11 +295,14 @@ def read_corpus(*paths: str | Path, on_skip: Callable[[str], None] | None = None
 
 def read_corpus_report(
     *paths: str | Path, on_skip: Callable[[str], None] | None = None, follow_symlinks: bool = False, strict: bool = False,
+    known: Mapping[str, tuple[str, str]] | None = None,
 ) -> CorpusRead:
     """Read a corpus; a file that cannot be read is skipped with one warning naming file, line and reason.
 
     Every problem of the run is reported, not only the first. With strict, any skipped file is an error
-    (raised after all files were tried, before anything is written).
+    (raised after all files were tried, before anything is written). `known` maps indexed sources to their
+    (fingerprint, text sha256): a file whose fingerprint is unchanged is kept, not read (its warnings were given
+    when it was read).
     """
     paths = paths or ("seeds",)
     skipped: list[str] = []
@@ -292,9 +314,17 @@ def read_corpus_report(
     files = iter_source_files(paths, follow_symlinks=follow_symlinks, on_skip=skip)
     if not files:
         raise CorpusError(f"{', '.join(map(str, paths))}: no transcript files found (.txt, .md, .json, ...)")
-    docs, repaired, unrecognised = [], [], []
+    items: list[tuple[str, Document | None, str]] = []  # (source, document or None when kept, text sha256)
+    repaired, unrecognised, prints = [], [], {}
     names = unique_sources([source for _, source in files], [path for path, _ in files])
     for (path, _), source in zip(files, names):
+        try:
+            print_ = fingerprint(path, source)
+        except (OSError, TranscriptError):
+            print_ = ""  # read_document reports the problem
+        if known and print_ and known.get(source, ("", ""))[0] == print_:
+            items.append((source, None, known[source][1]))
+            continue
         try:
             doc = read_document(path, source, corpus_speakers(path, source))
         except TranscriptError as exc:
@@ -309,14 +339,24 @@ def read_corpus_report(
         if _missed_format(doc):
             unrecognised.append(f"{path}: read as plain prose: no speakers or times recognised; see README 'Formats' for the exports ragkit reads")
             _skip(unrecognised[-1], None)
-        docs.append(doc)
+        prints[source] = print_
+        items.append((source, doc, text_sha(doc.text)))
     if strict and skipped:
         raise CorpusError(f"{len(skipped)} file(s) could not be read (each reported above); fix them, or leave out --strict to skip them")
-    if not docs:
+    if not items:
         first = ("" if len(skipped) == 1 else "first: ") + skipped[0].removesuffix("; skipped") if skipped else ""
         first = f" ({first})" if first else ""
         raise CorpusError(f"{', '.join(map(str, paths))}: every file is empty or unreadable; nothing to index{first}")
-    return CorpusRead(_dedupe(docs, skip), tuple(skipped), tuple(repaired), tuple(unrecognised))
+    items = _dedupe(items, skip)
+    return CorpusRead(
+        [doc for _, doc, _ in items if doc is not None], tuple(skipped), tuple(repaired), tuple(unrecognised),
+        tuple(source for source, doc, _ in items if doc is None), tuple(source for source, _, _ in items), prints,
+    )
+
+
+def text_sha(text: str) -> str:
+    """The decoded text's sha256, so a copy that differs only in BOM, encoding or line ends is a duplicate."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 _TIMESTAMP = re.compile(r"(?<![\d:])\d{1,2}:[0-5]\d(?::[0-5]\d)?(?![\d:])")
@@ -362,16 +402,14 @@ def _skip(message: str, on_skip: Callable[[str], None] | None) -> None:
         on_skip(message)
 
 
-def _dedupe(docs: Iterable[Document], on_skip: Callable[[str], None] | None = None) -> list[Document]:
+def _dedupe(items: Iterable[tuple[str, Document | None, str]], on_skip: Callable[[str], None] | None = None) -> list[tuple[str, Document | None, str]]:
     """Files with the same text under two names are indexed once; the duplicate is reported."""
     seen: dict[str, str] = {}
     out = []
-    for doc in docs:
-        # The decoded text, so a copy that differs only in BOM, encoding or line ends is caught too.
-        key = hashlib.sha256(doc.text.encode("utf-8", "surrogatepass")).hexdigest()
+    for source, doc, key in items:
         if key in seen:
-            _skip(f"{doc.source}: same text as {seen[key]}; indexed once", on_skip)
+            _skip(f"{source}: same text as {seen[key]}; indexed once", on_skip)
             continue
-        seen[key] = doc.source
-        out.append(doc)
+        seen[key] = source
+        out.append((source, doc, key))
     return out

@@ -15,7 +15,7 @@ from ..datatypes import Hit
 from ..storage.lexical import query_terms
 from .moments import locate
 from .options import CANDIDATES, DENSE_DEPTH, RRF_K, STRIP_NAMES, SearchOptions, search_options
-from .speakers import SpeakerMatcher, speaker_shares
+from .speakers import SpeakerMatcher
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,11 +37,13 @@ class Retriever:
         import numpy as np
 
         self.index = index
-        self.by_source: dict[str, list[int]] = {}
-        for i, chunk in enumerate(index.chunks):
-            self.by_source.setdefault(chunk.source.casefold(), []).append(i)
+        store = index.store
+        self.by_source: dict[str, list[tuple[int, int]]] = {}  # casefolded name -> chunk id ranges
+        for name in store.names:
+            self.by_source.setdefault(name.casefold(), []).append(store.source_range(name))
         rows = {name: n for n, name in enumerate(index.lexical.names)}
-        self.source_row = np.array([rows.get(c.source, 0) for c in index.chunks], dtype=np.int64)
+        counts = [b - a for a, b in (store.source_range(name) for name in store.names)]
+        self.source_row = np.repeat(np.array([rows.get(name, 0) for name in store.names], dtype=np.int64), counts)
         self._matcher: SpeakerMatcher | None = None
         self._shares: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
         self._assembler: Assembler | None = None
@@ -71,9 +73,16 @@ class Retriever:
         import numpy as np
 
         if source and not speaker and not _GLOB.search(source):
-            return np.array(self.by_source.get(source.casefold(), []), dtype=np.int64)  # a plain name: no scan
+            return self.source_ids(source)  # a plain name: no scan
         ids = self.index.select(speaker, source)
         return None if ids is None else np.array(sorted(ids), dtype=np.int64)
+
+    def source_ids(self, source: str) -> np.ndarray:
+        """Sorted chunk ids of the sources named `source` (case-insensitive)."""
+        import numpy as np
+
+        ranges = self.by_source.get(source.casefold(), [])
+        return np.sort(np.concatenate([np.arange(a, b) for a, b in ranges])) if ranges else np.zeros(0, np.int64)
 
     def scores(self, query: str, ids: np.ndarray | None, k: int, opts: SearchOptions) -> tuple[np.ndarray, np.ndarray]:
         """Fused scores of the chunks in scope, and their ids."""
@@ -115,18 +124,19 @@ class Retriever:
         import numpy as np
 
         if self._shares is None:  # built on the first question that names someone
-            self._shares = speaker_shares(self.index)
+            self._shares = {label: (rows, shares) for label, (_, rows, shares) in self.index.store.speaker_rows().items()}
         shares = self._shares
         total = np.zeros(len(self.index.chunks), dtype=np.float32)
         for label in named:
-            np.add.at(total, *shares[label])
+            if label in shares:
+                np.add.at(total, *shares[label])
         log.debug("query names speakers %s", sorted(named))
         return total[ids]
 
     @property
     def matcher(self) -> SpeakerMatcher:
         if self._matcher is None:
-            self._matcher = SpeakerMatcher({t.speaker for d in self.index.documents.values() for t in d.turns if t.speaker})
+            self._matcher = SpeakerMatcher(self.index.store.speaker_labels())
         return self._matcher
 
     @property

@@ -89,17 +89,12 @@ class Assembler:
         self.overhead = count("")  # special tokens a model tokenizer adds to every text
         # Word-piece and word counters add up across lines, so passage sizes are exact without recounting them.
         self.additive = count("one two\nthree") == count("one two") + count("three") - self.overhead
-        self._by_source: dict[str, list[tuple[int, Chunk]]] | None = None
         self._segments: dict[str, Segments] = {}
 
     def segments(self, source: str) -> Segments:
         if source not in self._segments:
-            if self._by_source is None:
-                self._by_source = {}
-                for i, c in enumerate(self.index.chunks):
-                    self._by_source.setdefault(c.source, []).append((i, c))
             doc = self.index.documents[source]
-            self._segments[source] = Segments(doc, self._by_source[source], self.count, self.overhead)
+            self._segments[source] = Segments(doc, self.index.store.chunks_of(source), self.count, self.overhead)
         return self._segments[source]
 
     def passages(self, ranked: Sequence[tuple[int, float]], k: int, budget: int) -> list[Hit]:

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 from ..storage.lexical import STOPWORDS
 
 if TYPE_CHECKING:
-    import numpy as np
 
-    from ..index.core import Index
+    pass
 
 TITLES = frozenset("mr mrs ms miss mx dr prof hon honourable right rt the sir madam dame lord lady am mp mla mep".split())
 _NAME_WORD = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*")
@@ -88,20 +87,3 @@ def _best_span(query: list[str], name: list[str], capital: set[str] | frozenset[
 
 def _inside(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return b[1] > a[1] and b[0] <= a[0] and a[0] + a[1] <= b[0] + b[1]
-
-
-def speaker_shares(index: Index) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per speaker, the chunks they speak in and their share of each chunk's characters."""
-    import numpy as np
-
-    rows: dict[str, tuple[list[int], list[float]]] = {}
-    for i, chunk in enumerate(index.chunks):
-        turns = index.documents[chunk.source].turns[chunk.first_turn : chunk.last_turn + 1]
-        sizes = [(t.speaker, max(0, min(t.char_end, chunk.char_end) - max(t.char_start, chunk.char_start))) for t in turns]
-        total = sum(n for _, n in sizes) or 1
-        for label, n in sizes:
-            if label:
-                ids, values = rows.setdefault(label, ([], []))
-                ids.append(i)
-                values.append(n / total)
-    return {label: (np.array(ids, dtype=np.int64), np.array(values, dtype=np.float32)) for label, (ids, values) in rows.items()}

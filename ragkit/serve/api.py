@@ -119,7 +119,8 @@ def speakers(served: Served) -> list[str]:
 @guarded
 def passage(served: Served, chunk_id: str, params: Mapping[str, str], limits: Limits) -> dict[str, Any]:
     index = served.index
-    chunk = next((c for c in index.chunks if c.id == chunk_id), None)
+    source = chunk_id.rpartition("#")[0]  # ids are `source#first-last`: only that source's chunks are read
+    chunk = next((c for _, c in index.store.chunks_of(source) if c.id == chunk_id), None) if source in index.documents else None
     if chunk is None:
         raise ApiError(404, f"no passage {chunk_id!r} in this index; ids come from search results (hits[].chunk.id)")
     before = _int(params, "before", 1, 0, limits.max_context)

@@ -1,14 +1,14 @@
-"""BM25 over chunks and whole sources: built with bm25s, stored as .npy/JSON files, scored with plain numpy."""
+"""BM25 terms (tokenizer, stemmer, word pairs), and the reference BM25 built with bm25s.
+
+An index stores postings and scores them at query time (storage/local.py, SegmentedBm25); the in-memory Bm25
+here is the reference those scores are tested against, and what the evaluation benchmarks build directly."""
 
 from __future__ import annotations
 
-import io
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import IndexFormatError, MissingDependencyError
 
@@ -17,13 +17,7 @@ if TYPE_CHECKING:
 
     from ..datatypes import Chunk
 
-LEXICAL_VERSION = 1
 K1, B = 1.2, 0.75
-ARRAYS = ("data", "indices", "indptr")
-PARTS = ("chunks", "sources")
-# The index folder's lexical files; every one is listed in the manifest with its sha256.
-META_FILE = "bm25.json"
-FILES = tuple(f"bm25.{part}.{name}.npy" for part in PARTS for name in ARRAYS) + (META_FILE,)
 
 # Transcript annotations carry no topic: {vocalsound}, {disfmarker}, [laughter], <noise>, (inaudible).
 _MARKUP = re.compile(r"\{[^{}\n]{0,40}\}|\[[\w\s'-]{0,40}\]|<[\w\s/'-]{0,40}>|\((?:inaudible|laughs?|laughter|crosstalk|pause)\)", re.I)
@@ -149,52 +143,3 @@ class LexicalIndex:
         for chunk, row in zip(chunks, rows):
             per_source.setdefault(chunk.source, []).extend(row)
         return cls(Bm25.build(rows), Bm25.build(list(per_source.values())), tuple(per_source))
-
-    def to_files(self) -> dict[str, bytes]:
-        """File name -> bytes: six .npy arrays and one JSON file of vocabularies and parameters."""
-        import numpy as np
-
-        out = {}
-        for part in PARTS:
-            for name in ARRAYS:
-                buf = io.BytesIO()
-                np.save(buf, getattr(getattr(self, part), name), allow_pickle=False)
-                out[f"bm25.{part}.{name}.npy"] = buf.getvalue()
-        meta = {"version": LEXICAL_VERSION, "k1": K1, "b": B, "method": "lucene", "source_names": list(self.names),
-                **{part: {"rows": getattr(self, part).rows, "vocab": getattr(self, part).vocab} for part in PARTS}}
-        out[META_FILE] = json.dumps(meta, ensure_ascii=False).encode()
-        return out
-
-    @classmethod
-    def from_files(cls, blobs: dict[str, bytes], where: str, chunks: int) -> LexicalIndex:
-        """Parse bytes already checked against the manifest's sha256; `chunks` is the index's chunk count."""
-        import numpy as np
-
-        try:
-            meta = json.loads(blobs[META_FILE].decode("utf-8"))
-            parts = {}
-            for part in PARTS:
-                arrays = {n: np.load(io.BytesIO(blobs[f"bm25.{part}.{n}.npy"]), allow_pickle=False) for n in ARRAYS}
-                parts[part] = Bm25(arrays["data"], arrays["indices"], arrays["indptr"], dict(meta[part]["vocab"]), int(meta[part]["rows"]))
-            index = cls(parts["chunks"], parts["sources"], tuple(str(s) for s in meta["source_names"]))
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, EOFError) as exc:
-            raise IndexFormatError(f"index is corrupt: {where} lexical files are unreadable ({exc}); rebuild with `ragkit index --force`") from exc
-        index.chunks.check(where)
-        index.sources.check(where)
-        if index.chunks.rows != chunks or index.sources.rows != len(index.names) or meta.get("version") != LEXICAL_VERSION:
-            raise IndexFormatError(f"index is corrupt: {where} lexical index does not match the chunks; rebuild with `ragkit index --force`")
-        return index
-
-
-def load_lexical(folder: Path, manifest: dict[str, Any], chunks: int) -> LexicalIndex | None:
-    """The index folder's lexical files, each hash-checked against the manifest before parsing; None if it has none."""
-    from .diskio import read_verified
-    from .manifest import REBUILD, corrupt
-
-    listed = [name for name in FILES if name in manifest["files"]]
-    if not listed:
-        return None  # an index from before lexical search: BM25 is built from the chunks on first use
-    if len(listed) != len(FILES) or not all(isinstance(manifest["files"][n], dict) for n in FILES):
-        raise corrupt(f"{folder / 'manifest.json'} lists only some lexical files ({', '.join(listed)})")
-    blobs = {name: read_verified(folder / name, manifest["files"][name], REBUILD) for name in FILES}
-    return LexicalIndex.from_files(blobs, str(folder), chunks)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import struct
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,23 +12,26 @@ from typing import Any
 
 from .. import __version__
 from ..chunking import ChunkSettings
-from ..datatypes import Chunk, Document
+from ..datatypes import Document
 from ..errors import IndexFormatError, RagkitError
 from .diskio import read_with_sum
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_VERSION = 1  # JSON-lines records and one FAISS file, read whole; `ragkit index` upgrades it
+LEGACY_FILES = ("chunks.jsonl", "sources.jsonl", "vectors.faiss")
 REBUILD = "rebuild with `ragkit index --force`"
 MANIFEST_LIMIT = 256 * 1024 * 1024
-DATA_FILES = ("chunks.jsonl", "sources.jsonl", "vectors.faiss")
-FAISS_FLAT_IP = b"IxFI"  # faiss fourcc of IndexFlatIP; the header then holds dim (int32) and count (int64)
+SEGMENT_NAME = re.compile(r"s\d{6}")
 
 
 def corrupt(what: str) -> IndexFormatError:
     return IndexFormatError(f"index is corrupt: {what}; {REBUILD}")
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest, parsed only after its bytes matched `manifest.json.sha256`, and checked for shape."""
+def read_manifest(path: Path, legacy: bool = False) -> dict[str, Any]:
+    """The manifest, parsed only after its bytes matched `manifest.json.sha256`, and checked for shape.
+
+    A format-1 manifest is refused with the upgrade command unless `legacy` (the update that migrates it)."""
     data = read_with_sum(path, MANIFEST_LIMIT, REBUILD)
     try:
         manifest = json.loads(data.decode("utf-8"))
@@ -42,13 +45,23 @@ def read_manifest(path: Path) -> dict[str, Any]:
             f"{path}: index format version {version} is newer than this ragkit supports (version {FORMAT_VERSION}); "
             "upgrade ragkit, or rebuild the index with this version using `ragkit index --force`"
         )
+    if version == LEGACY_VERSION:
+        if not legacy:
+            raise IndexFormatError(
+                f"{path}: index format version 1 is from an older ragkit; upgrade it with `ragkit index -o {path.parent}` "
+                "(the same corpus; its vectors are reused, nothing is re-embedded), or rebuild with `ragkit index --force`"
+            )
+        check_common(manifest, path)
+        if not isinstance(manifest.get("files"), dict) or not all(_file_entry(manifest["files"].get(n)) for n in LEGACY_FILES):
+            raise corrupt(f"{path} lists no size and sha256 for its data files")
+        return manifest
     check_shape(manifest, path)
     return manifest
 
 
-def check_shape(manifest: dict[str, Any], path: Path) -> None:
-    """Every field load() relies on has the right type, so a bad manifest is an error, not a traceback."""
-    for key, kind in (("embedder", dict), ("chunking", dict), ("counts", dict), ("files", dict), ("sources", list)):
+def check_common(manifest: dict[str, Any], path: Path) -> None:
+    """The fields every format has: embedder, chunking, counts, corpus."""
+    for key, kind in (("embedder", dict), ("chunking", dict), ("counts", dict), ("sources", list)):
         if not isinstance(manifest.get(key), kind):
             raise corrupt(f"{path} lacks a valid {key!r}")
     emb = manifest["embedder"]
@@ -58,14 +71,6 @@ def check_shape(manifest: dict[str, Any], path: Path) -> None:
         raise corrupt(f"{path} has an embedder backend that is not a name")
     if not all(_is_count(manifest["counts"].get(k)) for k in ("chunks", "sources", "vectors")):
         raise corrupt(f"{path} has no valid chunk, source and vector counts")
-    for name in DATA_FILES:
-        meta = manifest["files"].get(name)
-        if not (isinstance(meta, dict) and _is_count(meta.get("bytes")) and isinstance(meta.get("sha256"), str)):
-            raise corrupt(f"{path} lists no size and sha256 for {name}")
-    for entry in manifest["sources"]:
-        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("path", "title", "sha256", "file"))
-                and _is_count(entry.get("turns")) and _is_count(entry.get("chunks")) and isinstance(entry.get("speakers", {}), dict)):
-            raise corrupt(f"{path} has a malformed source entry ({str(entry)[:60]})")
     if not isinstance(manifest.setdefault("corpus", []), list) or not all(isinstance(c, str) for c in manifest["corpus"]):
         raise corrupt(f"{path} has an invalid 'corpus'")
     try:
@@ -74,45 +79,37 @@ def check_shape(manifest: dict[str, Any], path: Path) -> None:
         raise corrupt(f"{path} has invalid chunking settings ({exc})") from exc
 
 
+def _file_entry(meta: object) -> bool:
+    return isinstance(meta, dict) and _is_count(meta.get("bytes")) and isinstance(meta.get("sha256"), str)
+
+
+def check_shape(manifest: dict[str, Any], path: Path) -> None:
+    """Every field load() relies on has the right type, so a bad manifest is an error, not a traceback."""
+    check_common(manifest, path)
+    segments = manifest.get("segments")
+    if not isinstance(segments, dict):
+        raise corrupt(f"{path} lacks a valid 'segments'")
+    for name, seg in segments.items():
+        if not (SEGMENT_NAME.fullmatch(name) and isinstance(seg, dict) and all(_is_count(seg.get(k)) for k in ("rows", "sources", "lex_rows"))
+                and isinstance(seg.get("files"), dict) and all(_file_entry(m) and f.startswith(name + ".") and "/" not in f for f, m in seg["files"].items())):
+            raise corrupt(f"{path} has a malformed segment entry {name!r}")
+    seen = set()
+    for entry in manifest["sources"]:
+        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("path", "title", "sha256", "file", "segment"))
+                and _is_count(entry.get("turns")) and _is_count(entry.get("chunks")) and isinstance(entry.get("speakers", {}), dict)
+                and _is_count(entry.get("row")) and _is_count(entry.get("first_chunk")) and _is_count(entry.get("lex_row"), -1)
+                and (entry["lex_row"] >= 0) == (entry["chunks"] > 0)):
+            raise corrupt(f"{path} has a malformed source entry ({str(entry)[:60]})")
+        place = (entry["segment"], entry["row"])
+        if entry["path"] in seen or place in seen:
+            raise corrupt(f"{path} lists source {entry['path']!r} twice")
+        seen.update((entry["path"], place))
+    if manifest["counts"]["vectors"] != manifest["counts"]["chunks"]:
+        raise corrupt(f"{path} counts {manifest['counts']['chunks']} chunks but {manifest['counts']['vectors']} vectors")
+
+
 def _is_count(value: object, low: int = 0) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def check_before_parse(manifest: dict[str, Any], chunks: bytes, sources: bytes, vectors: bytes, folder: Path) -> None:
-    """Line counts and the FAISS header agree with the manifest, checked on raw bytes (no JSON parser, no FAISS)."""
-    counts, dim = manifest["counts"], manifest["embedder"]["dim"]
-    if counts["vectors"] != counts["chunks"]:
-        raise corrupt(f"{folder / 'manifest.json'} counts {counts['chunks']} chunks but {counts['vectors']} vectors")
-    for name, data, key in (("chunks.jsonl", chunks, "chunks"), ("sources.jsonl", sources, "sources")):
-        lines = data.count(b"\n")  # json.dumps escapes newlines, so one record is one line
-        if lines != counts[key] or (data and not data.endswith(b"\n")):
-            raise corrupt(f"{folder / name} holds {lines} lines, manifest counts {counts[key]} {key}")
-    if len(vectors) < 16 or vectors[:4] != FAISS_FLAT_IP:
-        raise corrupt(f"{folder / 'vectors.faiss'} is not a FAISS IndexFlatIP file")
-    got_dim, got_count = struct.unpack_from("<iq", vectors, 4)
-    if (got_dim, got_count) != (dim, counts["vectors"]) or len(vectors) < 16 + 4 * got_dim * got_count:
-        raise corrupt(
-            f"{folder / 'vectors.faiss'} holds {got_count} vectors of dim {got_dim}, "
-            f"manifest says {counts['vectors']} of dim {dim} (one per chunk)"
-        )
-
-
-def parse_jsonl(data: bytes, path: Path) -> Iterable[dict[str, Any]]:
-    """Records of verified JSON-lines bytes; a bad line is an IndexFormatError naming the line."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise corrupt(f"{path} is not UTF-8 ({exc})") from exc
-    out = []
-    for n, line in enumerate(text.split("\n")[:-1], start=1):
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError) as exc:
-            raise corrupt(f"{path} line {n} is not JSON ({exc})") from exc
-        if not isinstance(record, dict):
-            raise corrupt(f"{path} line {n} is not a JSON object")
-        out.append(record)
-    return out
 
 
 def canonical_spec(spec: str) -> str:
@@ -132,13 +129,17 @@ def reading(doc: Document) -> dict[str, Any]:
     }
 
 
+def source_entry(doc: Document, chunks: int) -> dict[str, Any]:
+    """What the manifest says of one source (shown by `ragkit info`; where it is stored is added by the writer)."""
+    return {"path": doc.source, "title": doc.title, "sha256": doc.sha256, "turns": len(doc.turns), "chunks": chunks, "file": doc.path,
+            "speakers": dict(doc.speaker_map), **reading(doc)}
+
+
 def make_manifest(
-    documents: Sequence[Document], chunks: Sequence[Chunk], spec: str, dim: int, settings: ChunkSettings, corpus: Sequence[str | Path] = (),
-    backend: str | None = None,
+    spec: str, dim: int, settings: ChunkSettings, corpus: Sequence[str | Path], backend: str | None,
+    sources: list[dict[str, Any]], segments: dict[str, Any],
 ) -> dict[str, Any]:
-    per_source: dict[str, int] = {}
-    for c in chunks:
-        per_source[c.source] = per_source.get(c.source, 0) + 1
+    chunks = sum(int(e["chunks"]) for e in sources)
     return {
         "format_version": FORMAT_VERSION,
         "ragkit_version": __version__,
@@ -148,11 +149,7 @@ def make_manifest(
         "embedder": {"spec": canonical_spec(spec), "dim": int(dim), **({"backend": backend} if backend else {})},
         "chunking": asdict(settings),
         "corpus": [str(Path(p).resolve()) for p in corpus],
-        "sources": [
-            {"path": d.source, "title": d.title, "sha256": d.sha256, "turns": len(d.turns), "chunks": per_source.get(d.source, 0), "file": d.path,
-             "speakers": dict(d.speaker_map), **reading(d)}
-            for d in documents
-        ],
-        "counts": {"chunks": len(chunks), "sources": len(documents), "vectors": len(chunks)},
-        "files": {},
+        "sources": sources,
+        "segments": segments,
+        "counts": {"chunks": chunks, "sources": len(sources), "vectors": chunks},
     }

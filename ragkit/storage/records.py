@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +12,14 @@ from ..datatypes import Chunk, Document, Turn
 from .manifest import corrupt
 
 
-def jsonl(records) -> bytes:  # noqa: ANN001
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+def chunk_record(chunk: Chunk) -> dict[str, Any]:
+    return {f.name: getattr(chunk, f.name) for f in fields(chunk)}
 
 
 def document_record(doc: Document) -> dict[str, Any]:
-    record = {k: v for k, v in asdict(doc).items() if k != "turns"}
+    # Field by field, not dataclasses.asdict: that deep-copies every turn, the slowest step of a large build.
+    record: dict[str, Any] = {f.name: getattr(doc, f.name) for f in fields(doc) if f.name != "turns"}
+    record["speaker_map"], record["notes"] = dict(doc.speaker_map), list(doc.notes)
     record["turns"] = [
         [t.speaker, t.start, t.end, t.section, t.char_start, t.char_end, t.line, [list(p) for p in t.parts], [list(p) for p in t.part_times]]
         for t in doc.turns

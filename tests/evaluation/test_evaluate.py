@@ -228,7 +228,7 @@ def tiny_gold(tmp_path: Path) -> Path:
 def test_evaluate_with_pluggable_search_and_answers(tiny: ragkit.Index, tmp_path: Path) -> None:
     by_text = {c.text: c for c in tiny.chunks}
     violin = next(c for t, c in by_text.items() if "violins" in t)
-    others = [c for c in tiny.chunks if c is not violin]
+    others = [c for c in tiny.chunks if c != violin]
 
     def worst_first(question: str, k: int) -> list[Hit]:  # the violin chunk always last
         order = others + [violin]

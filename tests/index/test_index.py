@@ -15,7 +15,6 @@ import ragkit
 from ragkit.errors import EmbedderMismatchError, IndexLockedError, MissingIndexError, RagkitError
 from ragkit.index.core import Index
 from ragkit.storage import diskio
-from ragkit.storage.lexical import FILES as LEXICAL_FILES
 from ragkit.storage.lock import index_lock, lock_path
 
 WORDS = "data compute model tomato garden river budget design sound light vector search answer meeting water sun".split()
@@ -57,11 +56,11 @@ def test_layout_is_a_symlink_to_a_version_with_checksummed_manifest(tmp_path: Pa
     target = tmp_path / "idx"
     assert target.is_symlink() and os.readlink(target).startswith(".idx.v-")
     files = sorted(os.listdir(target))
-    assert files == sorted(["chunks.jsonl", "manifest.json", "manifest.json.sha256", "sources.jsonl", "vectors.faiss", *LEXICAL_FILES])
+    assert files == ["manifest.json", "manifest.json.sha256", "s000001.db", "s000001.f32"]
     line = (target / "manifest.json.sha256").read_text()
     assert line.endswith("  manifest.json\n") and len(line.split()[0]) == 64  # `sha256sum -c` format
     manifest = json.loads((target / "manifest.json").read_text())
-    for name, meta in manifest["files"].items():
+    for name, meta in manifest["segments"]["s000001"]["files"].items():
         assert diskio.file_digest(target / name) == meta
 
 
@@ -195,7 +194,7 @@ def test_save_refuses_while_another_process_holds_the_lock(tmp_path: Path) -> No
 
 def test_embedder_mismatch_names_both_and_never_searches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     build(write_corpus(tmp_path / "c", 2), dim=256).save(tmp_path / "idx")
-    monkeypatch.setattr("ragkit.storage.vectors.FaissStore.search", lambda *a, **k: pytest.fail("search ran"))
+    monkeypatch.setattr("ragkit.storage.local.LocalStore.search", lambda *a, **k: pytest.fail("search ran"))
     with pytest.raises(EmbedderMismatchError) as exc:
         Index.load(tmp_path / "idx", embedder="hash:128").search("tomato")
     assert "'hash:256' (256 dims)" in str(exc.value) and "'hash:128'" in str(exc.value)
@@ -216,7 +215,7 @@ class OddDimEmbedder:
 
 def test_same_spec_other_dimension_names_both_dims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     build(write_corpus(tmp_path / "c", 2), dim=256).save(tmp_path / "idx")
-    monkeypatch.setattr("ragkit.storage.vectors.FaissStore.search", lambda *a, **k: pytest.fail("search ran"))
+    monkeypatch.setattr("ragkit.storage.local.LocalStore.search", lambda *a, **k: pytest.fail("search ran"))
     index = Index.load(tmp_path / "idx", embedder=OddDimEmbedder())
     with pytest.raises(EmbedderMismatchError, match=r"\(256 dims\).*gives 128 dims"):
         index.search("tomato")
