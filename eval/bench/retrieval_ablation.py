@@ -30,12 +30,11 @@ from ragkit.chunking import ChunkSettings, chunk_corpus  # noqa: E402
 from ragkit.embed import load_embedder  # noqa: E402
 from ragkit.evaluation import cached_counter, count_relevant, evaluate, machine_info, ranked, score_ranking, summarize  # noqa: E402
 from ragkit.evaluation.qmsum import meeting_gold, read_meetings  # noqa: E402
-from ragkit.index.core import Index, make_manifest  # noqa: E402
+from ragkit.index.core import Index  # noqa: E402
 from ragkit.readers.corpus import read_corpus  # noqa: E402
 from ragkit.search import hybrid, passages  # noqa: E402
 from ragkit.storage import lexical  # noqa: E402
 from ragkit.storage.lexical import LexicalIndex  # noqa: E402
-from ragkit.storage.vectors import FaissStore  # noqa: E402
 
 RESULTS = ROOT / "eval" / "results"
 PLAIN = {"budget": 0, "speaker_boost": 0.0, "source_weight": 0.0}
@@ -90,17 +89,31 @@ def cached_vectors(embedder: Any, texts: list[str], cache: Path, tag: str) -> An
     return vectors
 
 
+class CachedEmbedder:
+    """The embedder, answering from a table of cached vectors where it can (the index build and the queries)."""
+
+    def __init__(self, inner: Any, table: dict[str, Any]) -> None:
+        self.inner, self.table, self.spec, self.dim = inner, table, inner.spec, inner.dim
+
+    def embed(self, texts: list[str], progress: Any = None) -> Any:
+        import numpy as np
+
+        missing = [t for t in texts if t not in self.table]
+        if missing:
+            self.table.update(zip(missing, self.inner.embed(missing)))
+        return np.stack([self.table[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 def cached_index(docs: list, embedder: Any, cache: Path, tag: str, queries: list[str]) -> Index:
     """A real Index over cached chunk vectors whose query embeddings also come from the cache."""
-    settings = ChunkSettings()
-    chunks = chunk_corpus(docs, settings)
-    vectors = cached_vectors(embedder, [c.text for c in chunks], cache, f"{tag}-chunks")
+    texts = [c.text for c in chunk_corpus(docs, ChunkSettings())]
+    vectors = cached_vectors(embedder, texts, cache, f"{tag}-chunks")
     qvecs = cached_vectors(embedder, queries, cache, f"{tag}-queries")
-    manifest = make_manifest(docs, chunks, embedder.spec, embedder.dim, settings)
-    index = Index(chunks, FaissStore.from_vectors(vectors), docs, manifest, embedder, LexicalIndex.build(chunks))
-    table = {q: qvecs[n] for n, q in enumerate(queries)}
-    index.embed_query = lambda q: table[q] if q in table else embedder.embed([q])[0]  # type: ignore[method-assign]
-    return index
+    table = {**dict(zip(texts, vectors)), **dict(zip(queries, qvecs))}
+    return Index.build(docs, embedder=CachedEmbedder(embedder, table))
 
 
 @contextlib.contextmanager
@@ -197,7 +210,7 @@ def measure_speed(args: argparse.Namespace, docs: list, qindex: Index, embedder:
     out = {f"{name}_p50_ms": ms for name, ms in latencies(qindex, queries, embedder, runs).items()}
     out["search_default_ratio"] = out["search_default_p50_ms"] / out["dense_path_p50_ms"]
     out["eval_default_ratio"] = out["eval_default_p50_ms"] / out["dense_path_p50_ms"]
-    fresh = Index(qindex.chunks, qindex.store, list(qindex.documents.values()), qindex.manifest, embedder, qindex.lexical)
+    fresh = Index(qindex.store, embedder)
     vector = embedder.embed([queries[0]])[0]
     fresh.embed_query = lambda q: vector  # type: ignore[method-assign]
     started = time.perf_counter()

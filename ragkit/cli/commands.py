@@ -219,15 +219,17 @@ def verify(index_path: Path = IndexOpt, as_json: bool = JsonOpt) -> None:
 def info(index_path: Path = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Show what an index holds and what `ragkit index` would change against its corpus (writes nothing)."""
     from ..index.core import Index
-    from ..index.update import pending_update
+    from ..index.update import compare_with_corpus
     from .render import render_info
 
     idx = Index.load(index_path)
     try:  # the same counts `ragkit index` would report, against the corpus folders the manifest records
-        update: dict[str, Any] = asdict(pending_update(idx))
+        report, status = compare_with_corpus(idx)
+        update: dict[str, Any] = asdict(report)
     except RagkitError as exc:
-        update = {"error": str(exc)}
-    data = {"path": str(index_path), "manifest": idx.manifest, "status": [asdict(s) for s in idx.status()], "update": update}
+        update, status = {"error": str(exc)}, idx.status()
+    manifest = {**idx.manifest, "sources": idx.source_entries()}
+    data = {"path": str(index_path), "manifest": manifest, "status": [asdict(s) for s in status], "update": update}
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import weakref
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -215,15 +215,21 @@ class Index:
 
         return verify_version(self.store.folder, self.manifest)
 
-    def status(self) -> list[SourceStatus]:
-        """Each indexed source compared with its file now (by sha256)."""
+    def source_entries(self) -> list[dict[str, Any]]:
+        """What the index holds of each source (path, title, sha256, turns, chunks, speakers, format, ...), in corpus order."""
+        return self.store.source_entries()
+
+    def status(self, unchanged: Collection[str] = ()) -> list[SourceStatus]:
+        """Each indexed source compared with its file now (by sha256); sources in `unchanged` are known to match
+        (a corpus read found their fingerprints as indexed), so their files are not hashed again."""
         out = []
-        for entry in self.manifest["sources"]:
+        for entry in self.source_entries():
             path = Path(entry["file"])
             if not path.is_file():
                 out.append(SourceStatus(entry["path"], "missing", entry["file"]))
                 continue
-            state = "unchanged" if file_digest(path)["sha256"] == entry["sha256"] else "changed"
+            same = entry["path"] in unchanged or file_digest(path)["sha256"] == entry["sha256"]
+            state = "unchanged" if same else "changed"
             out.append(SourceStatus(entry["path"], state, entry["file"]))
         return out
 
@@ -243,16 +249,17 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 def write_version(
     folder: Path, pending: Sequence[Pending], emb: Embedder, dim: int, settings: ChunkSettings, corpus: Sequence[str | Path],
     backend: str | None, previous: LocalStore | None = None, known: Callable[[str], np.ndarray | None] | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, to_embed: int | None = None,
 ) -> dict[str, Any]:
     """Write a version into folder: kept sources linked, new ones embedded in batches (a text `known` returns a vector
-    for, or one embedded earlier in this run, is not embedded again) and streamed to segments; returns its manifest."""
+    for, or one embedded earlier in this run, is not embedded again) and streamed to segments; returns its manifest.
+    `to_embed` (the plan's count of texts to embed) is the progress total; without it, every distinct text."""
     from ..storage.segment import text_key
 
     writer = VersionWriter(folder, dim, previous)
     texts = [c.text for p in pending for c in p.chunks]
     repeats = {k for k, n in Counter(map(text_key, texts)).items() if n > 1}
-    missing_total = len({t for t in texts if known is None or known(t) is None}) if known else len(set(texts))
+    missing_total = len(set(texts)) if to_embed is None else to_embed
     done = 0
     remembered: dict[str, np.ndarray] = {}  # vectors of texts that occur more than once
 
@@ -265,7 +272,7 @@ def write_version(
     try:
         batch: list[Pending] = []
         size = 0
-        for n, item in enumerate(pending):
+        for item in pending:
             if item.entry is not None:
                 done += _flush(writer, batch, emb, dim, vector_of, remembered, repeats, progress, done, missing_total)
                 batch, size = [], 0
@@ -273,7 +280,7 @@ def write_version(
                 continue
             batch.append(item)
             size += len(item.chunks)
-            if size >= EMBED_BATCH or n == len(pending) - 1:
+            if size >= EMBED_BATCH:
                 done += _flush(writer, batch, emb, dim, vector_of, remembered, repeats, progress, done, missing_total)
                 batch, size = [], 0
         done += _flush(writer, batch, emb, dim, vector_of, remembered, repeats, progress, done, missing_total)
@@ -292,6 +299,7 @@ def _flush(
     import numpy as np
 
     from ..errors import RagkitError
+    from ..readers.corpus import text_sha
     from ..storage.segment import text_key
 
     if not batch:
@@ -314,12 +322,6 @@ def _flush(
                 remembered[chunk.text] = fresh[row]
         writer.add(item.doc, item.chunks, vectors, {"fingerprint": item.fingerprint, "text_sha": text_sha(item.doc.text)})
     return len(missing)
-
-
-def text_sha(text: str) -> str:
-    from ..readers.corpus import text_sha as sha
-
-    return sha(text)
 
 
 def _index_folder(root: Path) -> Path:

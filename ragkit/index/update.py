@@ -24,7 +24,8 @@ from ..storage.lock import index_lock
 from ..storage.manifest import LEGACY_VERSION, canonical_spec, read_manifest
 from ..storage.segment import SEGMENT_ROWS
 from ..storage.verify import verify_version
-from .core import MANIFEST, Index, Pending, open_store, query_embedder, write_manifest, write_version
+from ..storage.writer import LOCATION
+from .core import MANIFEST, Index, Pending, SourceStatus, open_store, query_embedder, write_manifest, write_version
 
 if TYPE_CHECKING:
     import numpy as np
@@ -82,7 +83,7 @@ class Previous:
                  manifest: dict[str, Any] | None = None) -> None:
         self.index = index
         self.manifest: dict[str, Any] = index.manifest if index is not None else manifest or {}
-        self.entries: dict[str, dict[str, Any]] = {e["path"]: e for e in self.manifest.get("sources", [])}
+        self.entries: dict[str, dict[str, Any]] = {e["path"]: e for e in index.source_entries()} if index is not None else {}
         self._legacy_chunks: dict[str, list[Chunk]] = {}
         self._legacy_rows: dict[str, int] = {}
         self._legacy_vectors: np.ndarray | None = None
@@ -91,9 +92,10 @@ class Previous:
             for row, chunk in enumerate(chunks):
                 self._legacy_chunks.setdefault(chunk.source, []).append(chunk)
                 self._legacy_rows.setdefault(chunk.text, row)
-            self.entries = {d.source: {"path": d.source} for d in docs}
+            self.entries = {d.source: {"path": d.source, "chunks": len(self._legacy_chunks.get(d.source, []))} for d in docs}
             self._legacy_vectors = vectors
         self._near: dict[str, np.ndarray] = {}
+        self._unknown: set[str] = set()
 
     @property
     def settings(self) -> ChunkSettings:
@@ -123,9 +125,11 @@ class Previous:
             row = self._legacy_rows.get(text)
             return None if row is None else self._legacy_vectors[row]
         found = self._near.get(text)
-        if found is None and self.index is not None:
+        if found is None and self.index is not None and text not in self._unknown:
             i = self.index.store.find_text(text)
-            if i is not None:
+            if i is None:
+                self._unknown.add(text)  # asked again when the plan is written: one database lookup is enough
+            else:
                 found = self._near[text] = self.index.store.vector_rows([i])[0]
         return found
 
@@ -199,18 +203,13 @@ def plan_update(previous: Previous | None, read: CorpusRead, spec: str, settings
         old = previous.chunks_of(source)
         a, c, r, u = diff_chunks(old, chunks)
         added, changed, removed, unchanged = added + a, changed + c, removed + r, unchanged + u
-        entry = previous.entries.get(source)
-        if (entry is not None and previous.index is not None and entry["segment"] not in compact and list(chunks) == old
-                and previous.index.store.document(source) == doc):
-            pending.append(Pending(entry={**entry, "fingerprint": fingerprint}))  # read again and found the same
-            continue
-        previous.prefetch(source)
+        previous.prefetch(source)  # a source read again (its fingerprint changed) is rewritten, its vectors reused
         pending.append(Pending(doc=doc, chunks=chunks, fingerprint=fingerprint))
     if reason:
         added, changed, removed, unchanged = diff_chunks(previous.all_chunks() if previous is not None else [], new_all)
     elif previous is not None:
         listed = set(order)
-        removed += sum(len(previous.chunks_of(name)) for name in previous.entries if name not in listed)
+        removed += sum(int(e["chunks"]) for name, e in previous.entries.items() if name not in listed)
     known = previous.vector if previous is not None and not reason else None
     texts = {c.text for p in pending for c in p.chunks}
     embedded = len({t for t in texts if known is None or known(t) is None})
@@ -249,7 +248,7 @@ def apply_plan(
     if reuse:
         backend = merged_backend(reused, backend) if plan.report.embedded else reused
     store = previous.index.store if reuse and previous and previous.index is not None else None
-    manifest = write_version(folder, plan.pending, emb, dim, settings, corpus, backend, store, plan.known, progress)
+    manifest = write_version(folder, plan.pending, emb, dim, settings, corpus, backend, store, plan.known, progress, plan.report.embedded)
     return manifest, emb
 
 
@@ -376,22 +375,29 @@ def _previous(target: Path) -> Previous | None:
     except IndexFormatError:
         folder = resolve_index(target)
         manifest = read_manifest(folder / MANIFEST, legacy=True) if folder is not None else None
-        if manifest is None or manifest["format_version"] != LEGACY_VERSION:
+        if folder is None or manifest is None or manifest["format_version"] != LEGACY_VERSION:
             raise
         return Previous(legacy=read_legacy(folder, manifest), manifest=manifest)
 
 
 def _same(previous: Previous, plan: Plan, corpus: list[str]) -> bool:
     """Nothing to write: every source kept as it was, in the same order, from the same corpus folders."""
+    kept = [p.entry for p in plan.pending]
     return (
         not plan.report.reason
-        and [p.entry for p in plan.pending] == previous.manifest["sources"]
+        and all(e is not None for e in kept)
+        and [{k: e[k] for k in LOCATION} for e in kept if e is not None] == previous.manifest["sources"]
         and previous.manifest.get("corpus") == corpus
     )
 
 
 def pending_update(index: Index) -> UpdateReport:
     """What `ragkit index` would do to this index now, against the corpus recorded in its manifest (writes nothing)."""
+    return compare_with_corpus(index)[0]
+
+
+def compare_with_corpus(index: Index) -> tuple[UpdateReport, list[SourceStatus]]:
+    """pending_update's report, and each source's status, from one read of the corpus (each file hashed once)."""
     from ..errors import CorpusError
     from ..readers.corpus import read_corpus_report
 
@@ -402,4 +408,5 @@ def pending_update(index: Index) -> UpdateReport:
     read = read_corpus_report(*corpus, known=_known(previous))
     report = plan_update(previous, read, index.manifest["embedder"]["spec"], index.settings).report
     new = tuple(s for s in read.order if s not in index.documents)
-    return replace(report, new_sources=new, skipped=len(read.skipped), repaired=len(read.repaired), unrecognised=len(read.unrecognised))
+    report = replace(report, new_sources=new, skipped=len(read.skipped), repaired=len(read.repaired), unrecognised=len(read.unrecognised))
+    return report, index.status(unchanged=set(read.kept))

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..datatypes import Document, Turn
 from ..errors import CorpusError, TranscriptError
@@ -240,7 +240,7 @@ def iter_source_files(
         for folder, dirs, names in os.walk(root, onerror=unreadable, followlinks=follow_symlinks):
             dirs[:] = [d for d in dirs if not d.startswith(".") and (follow_symlinks or _within(Path(folder) / d, inside, on_skip))]
             files += [Path(folder) / n for n in names if not n.startswith(".")]
-        for path in sorted(files):
+        for path in sorted(files, key=lambda p: p.parts):  # Path's own ordering, computed once per path
             if not _is_source_file(path) or _is_sidecar(path) or path.name == SPEAKERS_FILE:
                 continue
             if (follow_symlinks or _within(path, inside, on_skip)) and path.is_file():
@@ -274,17 +274,24 @@ class CorpusRead:
     fingerprints: dict[str, str] = field(default_factory=dict)
 
 
-def fingerprint(path: Path, source: str, data: bytes | None = None) -> str:
+def fingerprint(path: Path, source: str, speakers: Mapping[str, str], real_folder: str | None = None) -> str:
     """What a source's Document depends on: ragkit's version, its name and path, its bytes, its sidecars and the
-    corpus speakers file. Equal fingerprints mean an update may keep the indexed source without reading it again."""
+    corpus speakers mapping. Equal fingerprints mean an update may keep the indexed source without reading it again.
+    `real_folder` is the resolved folder of path when the caller knows it (resolving each file's path costs more
+    than hashing it)."""
     from .. import __version__
 
-    h = hashlib.sha256(f"{__version__}\0{source}\0{path.resolve()}\0".encode("utf-8", "surrogatepass"))
-    h.update(path.read_bytes() if data is None else data)
-    for candidate in (path.with_name(path.stem + ".meta.json"), path.with_suffix(".json")):
-        if candidate != path and candidate.is_file():
-            h.update(b"\0sidecar\0" + candidate.read_bytes())
-    h.update(b"\0speakers\0" + json.dumps(corpus_speakers(path, source), sort_keys=True).encode("utf-8", "surrogatepass"))
+    name = str(path)
+    real = os.path.join(real_folder, path.name) if real_folder and not os.path.islink(name) else os.path.realpath(name)
+    h = hashlib.sha256(f"{__version__}\0{source}\0{real}\0".encode("utf-8", "surrogatepass"))
+    with open(name, "rb") as fh:
+        h.update(fh.read())
+    stem = os.path.splitext(name)[0]
+    for candidate in (stem + ".meta.json", stem + ".json"):  # the sidecars _sidecar and source_speakers read
+        if candidate != name and os.path.isfile(candidate):
+            with open(candidate, "rb") as fh:
+                h.update(b"\0sidecar\0" + fh.read())
+    h.update(b"\0speakers\0" + json.dumps(speakers, sort_keys=True).encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
 
@@ -317,16 +324,24 @@ def read_corpus_report(
     items: list[tuple[str, Document | None, str]] = []  # (source, document or None when kept, text sha256)
     repaired, unrecognised, prints = [], [], {}
     names = unique_sources([source for _, source in files], [path for path, _ in files])
+    speakers_by_folder: dict[tuple[Path, int], dict[str, str]] = {}  # one speakers.json lookup per folder and depth
+    real_folders: dict[Path, str] = {}
     for (path, _), source in zip(files, names):
+        key = (path.parent, len(PurePosixPath(source).parts))
         try:
-            print_ = fingerprint(path, source)
+            if key not in speakers_by_folder:
+                speakers_by_folder[key] = corpus_speakers(path, source)
+            if path.parent not in real_folders:
+                real_folders[path.parent] = os.path.realpath(path.parent)
+            speakers: dict[str, str] | None = speakers_by_folder[key]
+            print_ = fingerprint(path, source, speakers_by_folder[key], real_folders[path.parent])
         except (OSError, TranscriptError):
-            print_ = ""  # read_document reports the problem
+            speakers, print_ = None, ""  # read_document reports the problem
         if known and print_ and known.get(source, ("", ""))[0] == print_:
             items.append((source, None, known[source][1]))
             continue
         try:
-            doc = read_document(path, source, corpus_speakers(path, source))
+            doc = read_document(path, source, corpus_speakers(path, source) if speakers is None else speakers)
         except TranscriptError as exc:
             skip(f"{exc}; skipped")
             continue

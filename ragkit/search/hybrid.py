@@ -39,18 +39,16 @@ class Retriever:
         self.index = index
         store = index.store
         self.by_source: dict[str, list[tuple[int, int]]] = {}  # casefolded name -> chunk id ranges
-        for name in store.names:
-            self.by_source.setdefault(name.casefold(), []).append(store.source_range(name))
+        for name, a, b in zip(store.names, store.starts, store.starts[1:]):
+            self.by_source.setdefault(name.casefold(), []).append((a, b))
         rows = {name: n for n, name in enumerate(index.lexical.names)}
-        counts = [b - a for a, b in (store.source_range(name) for name in store.names)]
-        self.source_row = np.repeat(np.array([rows.get(name, 0) for name in store.names], dtype=np.int64), counts)
+        self.source_row = np.repeat(np.array([rows.get(name, 0) for name in store.names], dtype=np.int64), np.diff(store.starts))
         self._matcher: SpeakerMatcher | None = None
         self._shares: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
         self._assembler: Assembler | None = None
 
     def search(self, query: str, k: int, *, speaker: str | None = None, source: str | None = None, **options: Any) -> list[Hit]:
         """The k best passages (or chunks, with budget 0) for the query within the filters."""
-        import numpy as np
 
         opts = search_options(options)
         ids = self.scope(speaker, source)
@@ -60,7 +58,7 @@ class Retriever:
         if opts.mode == "lexical":
             keep = scores > 0  # no shared word, no lexical hit
             scores, ids = scores[keep], ids[keep]
-        order = np.argsort(-scores, kind="stable")
+        order = top_order(scores, k if not opts.budget else max(CANDIDATES, 3 * k))
         if not opts.budget:
             hits = [Hit(self.index.chunks[ids[n]], float(scores[n]), rank) for rank, n in enumerate(order[:k], start=1)]
         else:
@@ -148,6 +146,18 @@ class Retriever:
         return self._assembler
 
 
+def top_order(scores: np.ndarray, m: int) -> np.ndarray:
+    """The positions of the m best scores, best first, ties in position order: the first m of a stable argsort of
+    -scores, without sorting every chunk of a large index."""
+    import numpy as np
+
+    if m >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    floor = np.partition(scores, len(scores) - m)[len(scores) - m]  # the m-th best score
+    candidates = np.flatnonzero(scores >= floor)  # ascending positions, so a stable sort keeps ties in order
+    return candidates[np.argsort(-scores[candidates], kind="stable")][:m]
+
+
 def fuse(dense: np.ndarray | None, lexical: np.ndarray | None, mode: str, weight: float) -> np.ndarray:
     """One score per chunk: each side divided by its best score, then weighted; rrf uses ranks instead."""
     import numpy as np
@@ -182,4 +192,4 @@ def retriever(index: Index) -> Retriever:
     return found
 
 
-__all__: Sequence[str] = ("Retriever", "fuse", "retriever")
+__all__: Sequence[str] = ("Retriever", "fuse", "retriever", "top_order")

@@ -10,6 +10,9 @@ from ..datatypes import Hit
 from ..errors import RagkitError, UsageError
 from .state import Limits, Served
 
+# Source fields a server does not publish: the file's path on the server's disk, and what updates compare.
+HIDDEN = frozenset({"file", "fingerprint", "text_sha", "segment", "row", "first_chunk", "lex_row"})
+
 
 class ApiError(Exception):
     """A request the server refuses: HTTP status and a one-line message (the CLI's usage error text)."""
@@ -105,8 +108,7 @@ def ask(served: Served, params: Mapping[str, Any], limits: Limits, on_token: Cal
 
 
 def sources(served: Served) -> dict[str, Any]:
-    manifest = served.index.manifest
-    return {"sources": [{k: v for k, v in s.items() if k != "file"} for s in manifest["sources"]]}
+    return {"sources": [{k: v for k, v in s.items() if k not in HIDDEN} for s in served.index.source_entries()]}
 
 
 def speakers(served: Served) -> list[str]:
@@ -135,5 +137,5 @@ def passage(served: Served, chunk_id: str, params: Mapping[str, str], limits: Li
 def info(served: Served) -> dict[str, Any]:
     index = served.index
     manifest = {k: v for k, v in index.manifest.items() if k != "corpus"}
-    manifest["sources"] = [{k: v for k, v in s.items() if k != "file"} for s in manifest["sources"]]
+    manifest["sources"] = [{k: v for k, v in s.items() if k not in HIDDEN} for s in index.source_entries()]
     return {"path": str(served.path), "manifest": manifest}

@@ -163,7 +163,7 @@ def create_app(served: Served, *, token: str | None = None, cors: str | None = N
             except RagkitError as exc:
                 context["error"] = str(exc)
         context["speakers"] = await asyncio.to_thread(api.speakers, served)
-        context["sources"] = index.manifest["sources"]
+        context["sources"] = index.source_entries()
         context["index_name"] = served.path.name
         return templates.TemplateResponse(request, "index.html", context)
 

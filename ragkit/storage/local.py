@@ -42,6 +42,7 @@ class LocalStore:
             self.starts.append(self.starts[-1] + n)
         self._docs: OrderedDict[str, Document] = OrderedDict()
         self._logical: dict[str, np.ndarray] | None = None
+        self._entries: list[dict[str, Any]] | None = None
         self.chunk_bm25 = SegmentedBm25(self, CHUNK_PART)
         self.source_bm25 = SegmentedBm25(self, SOURCE_PART)
 
@@ -134,6 +135,22 @@ class LocalStore:
         else:
             self._docs.move_to_end(source)
         return doc
+
+    def source_entries(self) -> list[dict[str, Any]]:
+        """Every source's full entry (title, sha256, turns, speakers, format, fingerprint, ... and its location), in
+        corpus order: read from the segments, one query each (for `ragkit info`, updates and the server's list)."""
+        if self._entries is not None:
+            return self._entries
+        by_segment = {name: self.segments[name].entries() for name in {e["segment"] for e in self.entries}}
+        out = []
+        for e in self.entries:
+            info = by_segment[e["segment"]].get(e["row"])
+            if not (isinstance(info, dict) and all(isinstance(info.get(k), str) for k in ("title", "sha256", "file"))
+                    and isinstance(info.get("turns"), int) and isinstance(info.get("speakers", {}), dict)):
+                raise corrupt(f"{self.segments[e['segment']].db_path} has no valid entry for source {e['path']!r}")
+            out.append({**info, **e})
+        self._entries = out  # a version never changes
+        return out
 
     # ------------------------------------------------------------ logical <-> segment rows
 
@@ -243,7 +260,7 @@ class LocalStore:
             live.setdefault(e["segment"], np.zeros(self.manifest["segments"][e["segment"]]["sources"], dtype=bool))[e["row"]] = True
         labels = set()
         for name, mask in live.items():
-            for label, _, _, _, sources in self.segments[name].speakers():
+            for label, sources in self.segments[name].speaker_sources():
                 if len(sources) and mask[sources[(sources >= 0) & (sources < len(mask))]].any():
                     labels.add(label)
         return labels

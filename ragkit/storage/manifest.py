@@ -93,12 +93,11 @@ def check_shape(manifest: dict[str, Any], path: Path) -> None:
         if not (SEGMENT_NAME.fullmatch(name) and isinstance(seg, dict) and all(_is_count(seg.get(k)) for k in ("rows", "sources", "lex_rows"))
                 and isinstance(seg.get("files"), dict) and all(_file_entry(m) and f.startswith(name + ".") and "/" not in f for f, m in seg["files"].items())):
             raise corrupt(f"{path} has a malformed segment entry {name!r}")
-    seen = set()
+    seen: set[object] = set()
     for entry in manifest["sources"]:
-        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("path", "title", "sha256", "file", "segment"))
-                and _is_count(entry.get("turns")) and _is_count(entry.get("chunks")) and isinstance(entry.get("speakers", {}), dict)
-                and _is_count(entry.get("row")) and _is_count(entry.get("first_chunk")) and _is_count(entry.get("lex_row"), -1)
-                and (entry["lex_row"] >= 0) == (entry["chunks"] > 0)):
+        if not (isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("segment"), str)
+                and _is_count(entry.get("row")) and _is_count(entry.get("first_chunk")) and _is_count(entry.get("chunks"))
+                and _is_count(entry.get("lex_row"), -1) and (entry["lex_row"] >= 0) == (entry["chunks"] > 0)):
             raise corrupt(f"{path} has a malformed source entry ({str(entry)[:60]})")
         place = (entry["segment"], entry["row"])
         if entry["path"] in seen or place in seen:

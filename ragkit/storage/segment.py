@@ -35,7 +35,8 @@ SEGMENT_ROWS = 32768
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE sources(row INTEGER PRIMARY KEY, source TEXT NOT NULL, record TEXT NOT NULL);
+-- entry before record: reading the small entries must not walk the large records' overflow pages
+CREATE TABLE sources(row INTEGER PRIMARY KEY, source TEXT NOT NULL, entry TEXT NOT NULL, record TEXT NOT NULL);
 CREATE TABLE chunks(row INTEGER PRIMARY KEY, record TEXT NOT NULL, text_key INTEGER NOT NULL);
 CREATE INDEX chunks_by_text ON chunks(text_key);
 CREATE TABLE postings(part INTEGER NOT NULL, term TEXT NOT NULL, rows BLOB NOT NULL, tfs BLOB NOT NULL, PRIMARY KEY(part, term)) WITHOUT ROWID;
@@ -88,15 +89,17 @@ class SegmentWriter:
         self.lengths: dict[int, list[int]] = {CHUNK_PART: [], SOURCE_PART: []}
         self.speakers: dict[str, tuple[list[int], list[int], list[float], set[int]]] = {}
 
-    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> Placed:
-        """Store one source, its chunks and their vectors (row i of vectors is chunk i)."""
+    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray, entry: dict[str, Any]) -> Placed:
+        """Store one source, its chunks and their vectors (row i of vectors is chunk i); `entry` is what `ragkit info`
+        shows of it and what an update compares (fingerprint)."""
         import numpy as np
 
         first = self.rows
         lex_row = self.lex_rows if chunks else -1
         try:
             record = document_record(doc)
-            self.conn.execute("INSERT INTO sources VALUES (?, ?, ?)", (self.sources, doc.source, json.dumps(record, ensure_ascii=False)))
+            self.conn.execute("INSERT INTO sources VALUES (?, ?, ?, ?)",
+                              (self.sources, doc.source, json.dumps(entry, ensure_ascii=False), json.dumps(record, ensure_ascii=False)))
             self.conn.executemany(
                 "INSERT INTO chunks VALUES (?, ?, ?)",
                 [(first + n, json.dumps(chunk_record(c), ensure_ascii=False), text_key(c.text)) for n, c in enumerate(chunks)],
@@ -121,9 +124,9 @@ class SegmentWriter:
             for label in chunk.speakers:
                 self._speaker(label)[0].append(row)
             for label, share in chunk_shares(doc, chunk):
-                entry = self._speaker(label)
-                entry[1].append(row)
-                entry[2].append(share)
+                spoken = self._speaker(label)
+                spoken[1].append(row)
+                spoken[2].append(share)
         for label in {t.speaker for t in doc.turns if t.speaker}:
             self._speaker(label)[3].add(self.sources)
         if chunks:
@@ -271,6 +274,10 @@ class Segment:
             raise corrupt(f"{self.db_path} lacks source row {row}")
         return document_from_record(_json(found[0][0], self.db_path), self.db_path)
 
+    def entries(self) -> dict[int, dict[str, Any]]:
+        """Every source row's entry (title, sha256, format, fingerprint, ...), by row."""
+        return {row: _json(text, self.db_path) for row, text in self.query("SELECT row, entry FROM sources")}
+
     def rows_with_text(self, text: str) -> list[int]:
         return [r for (r,) in self.query("SELECT row FROM chunks WHERE text_key = ?", (text_key(text),))]
 
@@ -297,13 +304,19 @@ class Segment:
         """(label, chunk rows listing it, chunk rows it speaks in, its share of each, source rows) per speaker."""
         import numpy as np
 
-        out = []
+        out: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         for label, listed, rows, shares, sources in self.query("SELECT label, listed, rows, shares, sources FROM speakers"):
             arrays = [np.frombuffer(listed, "<i4"), np.frombuffer(rows, "<i4"), np.frombuffer(shares, "<f4"), np.frombuffer(sources, "<i4")]
             if len(arrays[1]) != len(arrays[2]) or not isinstance(label, str):
                 raise corrupt(f"{self.db_path} has a malformed speaker entry")
-            out.append((label, *arrays))
+            out.append((label, arrays[0], arrays[1], arrays[2], arrays[3]))
         return out
+
+    def speaker_sources(self) -> list[tuple[str, np.ndarray]]:
+        """(label, source rows whose turns it speaks in) per speaker: the matcher's labels, without the chunk arrays."""
+        import numpy as np
+
+        return [(label, np.frombuffer(sources, "<i4")) for label, sources in self.query("SELECT label, sources FROM speakers") if isinstance(label, str)]
 
     def meta(self) -> dict[str, Any]:
         return {k: v for k, v in self.query("SELECT key, value FROM meta") if isinstance(k, str)}

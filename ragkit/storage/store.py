@@ -30,6 +30,7 @@ class Store(Protocol):
 
     manifest: dict[str, Any]
     names: list[str]  # source names in corpus order
+    starts: list[int]  # source n's chunks are the ids starts[n] to starts[n + 1] - 1
     dim: int
     chunk_bm25: Scorer
     source_bm25: Scorer
@@ -43,6 +44,8 @@ class Store(Protocol):
     def source_range(self, source: str) -> tuple[int, int]: ...
 
     def document(self, source: str) -> Document: ...
+
+    def source_entries(self) -> list[dict[str, Any]]: ...
 
     def lex_names(self) -> tuple[str, ...]: ...
 

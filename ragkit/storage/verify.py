@@ -46,8 +46,10 @@ def verify_version(folder: Path, manifest: dict[str, Any], only: Iterable[str] |
             if not records:
                 continue
             docs = [seg.document(row) for row in range(int(meta["sources"]))]
-            records = seg.chunks(0, int(meta["rows"])) if meta["rows"] else []
-            _check_chunks(seg, docs, records, manifest, name)
+            if sorted(seg.entries()) != list(range(len(docs))):
+                raise corrupt(f"{seg.db_path} lacks the entry of a source")
+            stored = seg.chunks(0, int(meta["rows"])) if meta["rows"] else []
+            _check_chunks(seg, docs, stored, manifest, name)
             for part, rows in ((CHUNK_PART, int(meta["rows"])), (SOURCE_PART, int(meta["lex_rows"]))):
                 if len(seg.lengths(part)) != rows:
                     raise corrupt(f"{seg.db_path} has term counts for {len(seg.lengths(part))} rows, not {rows}")
@@ -57,7 +59,7 @@ def verify_version(folder: Path, manifest: dict[str, Any], only: Iterable[str] |
                         raise corrupt(f"{seg.db_path} has postings of {term!r} past its rows")
             if not np.isfinite(np.asarray(seg.vectors)).all():
                 raise corrupt(f"{folder / (name + '.f32')} holds vectors that are not finite numbers")
-            sources, chunks = sources + len(docs), chunks + len(records)
+            sources, chunks = sources + len(docs), chunks + len(stored)
         finally:
             seg.close()
     return Verified(files, size, sources, chunks)

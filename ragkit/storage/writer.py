@@ -16,6 +16,9 @@ from .local import LocalStore
 from .manifest import source_entry
 from .segment import SEGMENT_ROWS, SegmentWriter
 
+# What the manifest holds of each source: its name and where its rows are (the rest is in its segment's entry).
+LOCATION = ("path", "segment", "row", "first_chunk", "chunks", "lex_row")
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -52,18 +55,18 @@ class VersionWriter:
     def keep(self, entry: dict[str, Any]) -> None:
         """Keep a source of the previous version where it is (its segment is linked into the new version)."""
         self.kept.add(entry["segment"])
-        self.sources.append(dict(entry))
+        self.sources.append({k: entry[k] for k in LOCATION})
 
     def add(self, doc: Document, chunks: Sequence[Chunk], vectors: np.ndarray, extra: dict[str, Any]) -> None:
-        """Write a source, its chunks and vectors; `extra` (fingerprint, ...) joins its manifest entry."""
+        """Write a source, its chunks and vectors; `extra` (fingerprint, ...) joins its entry in the segment."""
         if self.writer is not None and self.writer.rows and self.writer.rows + len(chunks) > self.segment_rows:
             self._close()
         if self.writer is None:
             self.writer = SegmentWriter(self.folder, f"s{self.next:06d}", self.dim)
             self.next += 1
-        placed = self.writer.add(doc, chunks, vectors)
-        self.sources.append({**source_entry(doc, len(chunks)), **extra, "segment": placed.segment, "row": placed.row,
-                             "first_chunk": placed.first_chunk, "lex_row": placed.lex_row})
+        placed = self.writer.add(doc, chunks, vectors, {**source_entry(doc, len(chunks)), **extra})
+        self.sources.append({"path": doc.source, "segment": placed.segment, "row": placed.row, "first_chunk": placed.first_chunk,
+                             "chunks": len(chunks), "lex_row": placed.lex_row})
 
     def _close(self) -> None:
         assert self.writer is not None

@@ -251,7 +251,7 @@ def test_mapped_speakers_and_cue_parts_survive_save_and_load(tmp_path: Path) -> 
     built.save(tmp_path / "idx")
     loaded = ragkit.Index.load(tmp_path / "idx")
 
-    sources = {s["path"]: s for s in loaded.manifest["sources"]}
+    sources = {s["path"]: s for s in loaded.source_entries()}
     assert sources["panel.vtt"]["speakers"] == PANEL_NAMES
     assert sources["voices.vtt"]["speakers"] == {"Maria Lopez": "Maria López"}
     for source in ("panel.vtt", "voices.vtt"):

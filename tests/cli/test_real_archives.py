@@ -132,8 +132,7 @@ def test_bug1_same_file_name_in_two_folders(tmp_path: Path, capsys: pytest.Captu
     idx = tmp_path / "idx"
     code, _, err = run(["index", str(tmp_path / "ep1"), str(tmp_path / "ep2"), "-o", str(idx), *HASH], capsys)
     assert code == 0, err
-    manifest = Index.load(idx).manifest
-    assert {(s["path"], s["title"]) for s in manifest["sources"]} == {("ep1/captions.srt", "ep1 captions"), ("ep2/captions.srt", "ep2 captions")}
+    assert {(s["path"], s["title"]) for s in Index.load(idx).source_entries()} == {("ep1/captions.srt", "ep1 captions"), ("ep2/captions.srt", "ep2 captions")}
     code, out, err = run(["info", "-i", str(idx)], capsys)
     assert code == 0 and "up to date" in out, err
     code, out, err = run(["search", "shops", "-i", str(idx), "--json"], capsys)

@@ -264,3 +264,58 @@ def test_real_model_update_after_editing_a_seed_equals_a_full_rebuild(tmp_path: 
 )
 def test_the_manifest_names_every_precision_an_update_mixed(reused: str | None, new: str | None, recorded: str | None) -> None:
     assert merged_backend(reused, new) == recorded
+
+
+def _write_format_1(folder: Path, docs: list, chunks: list[Chunk], vectors: np.ndarray, corpus: Path) -> None:
+    """An index as ragkit wrote it before format 2: JSON lines, a FAISS flat file and a manifest listing their sha256."""
+    import hashlib
+    from dataclasses import asdict
+
+    import faiss
+
+    from ragkit.chunking import ChunkSettings
+    from ragkit.storage.records import document_record
+
+    folder.mkdir()
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    files = {
+        "chunks.jsonl": "".join(json.dumps(asdict(c)) + "\n" for c in chunks).encode(),
+        "sources.jsonl": "".join(json.dumps(document_record(d)) + "\n" for d in docs).encode(),
+        "vectors.faiss": faiss.serialize_index(flat).tobytes(),
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    manifest = {
+        "format_version": 1, "ragkit_version": "0.1.0", "created": "2026-01-01T00:00:00+00:00",
+        "embedder": {"spec": "hash:64", "dim": 64}, "chunking": asdict(ChunkSettings()),
+        "corpus": [str(corpus.resolve())], "counts": {"chunks": len(chunks), "sources": len(docs), "vectors": len(chunks)},
+        "sources": [{"path": d.source} for d in docs],
+        "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()},
+    }
+    data = json.dumps(manifest).encode()
+    (folder / "manifest.json").write_bytes(data)
+    (folder / "manifest.json.sha256").write_text(f"{hashlib.sha256(data).hexdigest()}  manifest.json\n")
+
+
+def test_a_format_1_index_is_refused_by_queries_and_upgraded_by_index_without_embedding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], embedded: list[str]
+) -> None:
+    from ragkit.chunking import ChunkSettings, chunk_corpus
+
+    write_corpus(tmp_path / "c", 3)
+    docs = ragkit.read_corpus(tmp_path / "c")
+    chunks = chunk_corpus(docs, ChunkSettings())
+    # Vectors no embedder here would give (the hash vectors negated): finding them after the upgrade proves reuse.
+    vectors = -HashEmbedder(64).embed([c.text for c in chunks])
+    _write_format_1(tmp_path / "old", docs, chunks, vectors, tmp_path / "c")
+    code, _, err = run(["search", "tomato", "-i", str(tmp_path / "old")], capsys)
+    assert code == 1 and "format version 1" in err and f"ragkit index -o {tmp_path / 'old'}" in err, err
+    embedded.clear()
+    summary = index_json([str(tmp_path / "c"), "-o", str(tmp_path / "old")], capsys)
+    assert summary["written"] and not summary["full"] and summary["embedded"] == 0 and embedded == []
+    assert summary["unchanged"] == len(chunks) and summary["added"] == summary["removed"] == 0
+    upgraded = Index.load(tmp_path / "old")
+    assert upgraded.manifest["format_version"] == 2 and upgraded.chunks == chunks
+    np.testing.assert_array_equal(upgraded.store.vectors(), vectors)
+    assert upgraded.search("tomato garden", k=2)

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import QMSUM_TEST
+from hypothesis import given
+from hypothesis import strategies as st
 
 import ragkit
 from ragkit.answer import ask, verify_citations
@@ -287,3 +289,11 @@ def test_qmsum_meetings_hybrid_and_assembly_beat_dense() -> None:
     context = run(budget=1000)
     assert hybrid[0] > dense[0]
     assert context[1] > max(hybrid[1], dense[1]) + 0.05
+
+
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=60), st.integers(1, 70))
+def test_top_order_is_the_head_of_a_stable_sort(values: list[int], m: int) -> None:
+    from ragkit.search.hybrid import top_order
+
+    scores = np.asarray(values, dtype=np.float32) / 4  # many ties
+    np.testing.assert_array_equal(top_order(scores, m), np.argsort(-scores, kind="stable")[:m])
