@@ -229,7 +229,8 @@ def info(index_path: Path = IndexOpt, as_json: bool = JsonOpt) -> None:
     except RagkitError as exc:
         update, status = {"error": str(exc)}, idx.status()
     manifest = {**idx.manifest, "sources": idx.source_entries()}
-    data = {"path": str(index_path), "manifest": manifest, "status": [asdict(s) for s in status], "update": update}
+    rows = [{"source": s.source, "state": s.state, "path": s.path} for s in status]  # asdict deep-copies: slow on big archives
+    data = {"path": str(index_path), "manifest": manifest, "status": rows, "update": update}
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import os
 import shutil
 import tempfile
 import weakref
@@ -224,13 +225,14 @@ class Index:
         (a corpus read found their fingerprints as indexed), so their files are not hashed again."""
         out = []
         for entry in self.source_entries():
-            path = Path(entry["file"])
-            if not path.is_file():
-                out.append(SourceStatus(entry["path"], "missing", entry["file"]))
-                continue
-            same = entry["path"] in unchanged or file_digest(path)["sha256"] == entry["sha256"]
-            state = "unchanged" if same else "changed"
-            out.append(SourceStatus(entry["path"], state, entry["file"]))
+            file = entry["file"]
+            if not os.path.isfile(file):
+                state = "missing"
+            elif entry["path"] in unchanged or file_digest(Path(file))["sha256"] == entry["sha256"]:
+                state = "unchanged"
+            else:
+                state = "changed"
+            out.append(SourceStatus(entry["path"], state, file))
         return out
 
 

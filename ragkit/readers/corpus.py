@@ -324,19 +324,7 @@ def read_corpus_report(
     items: list[tuple[str, Document | None, str]] = []  # (source, document or None when kept, text sha256)
     repaired, unrecognised, prints = [], [], {}
     names = unique_sources([source for _, source in files], [path for path, _ in files])
-    speakers_by_folder: dict[tuple[Path, int], dict[str, str]] = {}  # one speakers.json lookup per folder and depth
-    real_folders: dict[Path, str] = {}
-    for (path, _), source in zip(files, names):
-        key = (path.parent, len(PurePosixPath(source).parts))
-        try:
-            if key not in speakers_by_folder:
-                speakers_by_folder[key] = corpus_speakers(path, source)
-            if path.parent not in real_folders:
-                real_folders[path.parent] = os.path.realpath(path.parent)
-            speakers: dict[str, str] | None = speakers_by_folder[key]
-            print_ = fingerprint(path, source, speakers_by_folder[key], real_folders[path.parent])
-        except (OSError, TranscriptError):
-            speakers, print_ = None, ""  # read_document reports the problem
+    for (path, _), source, (speakers, print_) in zip(files, names, _fingerprints(files, names)):
         if known and print_ and known.get(source, ("", ""))[0] == print_:
             items.append((source, None, known[source][1]))
             continue
@@ -367,6 +355,38 @@ def read_corpus_report(
         [doc for _, doc, _ in items if doc is not None], tuple(skipped), tuple(repaired), tuple(unrecognised),
         tuple(source for source, doc, _ in items if doc is None), tuple(source for source, _, _ in items), prints,
     )
+
+
+def _fingerprints(files: Sequence[tuple[Path, str]], names: Sequence[str]) -> list[tuple[dict[str, str] | None, str]]:
+    """Each file's corpus speakers and fingerprint ((None, "") when they cannot be had: reading the file reports why).
+
+    The speakers file is looked up and each folder resolved once per folder, not once per file: an update and
+    `ragkit info` fingerprint every file of the archive. (Hashing in threads was measured slower: 0.50 s against
+    0.24 s for 5,000 files.)"""
+    speakers_by_folder: dict[tuple[Path, int], dict[str, str] | None] = {}
+    real_folders: dict[Path, str] = {}
+    jobs = []
+    for (path, _), source in zip(files, names):
+        key = (path.parent, len(PurePosixPath(source).parts))
+        if key not in speakers_by_folder:
+            try:
+                speakers_by_folder[key] = corpus_speakers(path, source)
+            except TranscriptError:
+                speakers_by_folder[key] = None
+        if path.parent not in real_folders:
+            real_folders[path.parent] = os.path.realpath(path.parent)
+        jobs.append((path, source, speakers_by_folder[key], real_folders[path.parent]))
+
+    def one(job: tuple[Path, str, dict[str, str] | None, str]) -> tuple[dict[str, str] | None, str]:
+        path, source, speakers, real = job
+        if speakers is None:
+            return None, ""
+        try:
+            return speakers, fingerprint(path, source, speakers, real)
+        except OSError:
+            return None, ""
+
+    return [one(job) for job in jobs]
 
 
 def text_sha(text: str) -> str:
