@@ -232,19 +232,23 @@ def iter_source_files(
             found.append((root, root.name))
             continue
         inside = os.path.realpath(root)
-        files = []
+        top = str(root)
+        files: list[tuple[tuple[str, ...], str]] = []  # (parts relative to root, full path); strings, not Paths: an
+        # archive has thousands of files and every update and `ragkit info` lists them all
 
         def unreadable(exc: OSError) -> None:
             _skip(f"{exc.filename}: cannot read this folder ({exc.strerror}); skipped", on_skip)
 
-        for folder, dirs, names in os.walk(root, onerror=unreadable, followlinks=follow_symlinks):
+        for folder, dirs, names in os.walk(top, onerror=unreadable, followlinks=follow_symlinks):
             dirs[:] = [d for d in dirs if not d.startswith(".") and (follow_symlinks or _within(Path(folder) / d, inside, on_skip))]
-            files += [Path(folder) / n for n in names if not n.startswith(".")]
-        for path in sorted(files, key=lambda p: p.parts):  # Path's own ordering, computed once per path
-            if not _is_source_file(path) or _is_sidecar(path) or path.name == SPEAKERS_FILE:
+            base = tuple(part for part in folder[len(top) :].split(os.sep) if part)
+            files += [((*base, n), os.path.join(folder, n)) for n in names if not n.startswith(".")]
+        for parts, name in sorted(files):  # by parts, as Paths sort
+            path = Path(name)
+            if not _is_source_file(path) or _is_sidecar(path) or parts[-1] == SPEAKERS_FILE:
                 continue
-            if (follow_symlinks or _within(path, inside, on_skip)) and path.is_file():
-                found.append((path, path.relative_to(root).as_posix()))
+            if (follow_symlinks or not os.path.islink(name) or _within(path, inside, on_skip)) and os.path.isfile(name):
+                found.append((path, "/".join(parts)))
     return found
 
 
