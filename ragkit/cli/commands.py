@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from ..errors import RagkitError
+from ..storage.location import shown
 from .typer_app import (
     DEFAULT_INDEX,
     BudgetOpt,
@@ -39,7 +40,7 @@ from .typer_app import (
 @app.command()
 def index(
     paths: list[Path] = typer.Argument(None, help="Transcript files or folders (default: those the index was built from, else seeds/)."),
-    output: Path = typer.Option(DEFAULT_INDEX, "-o", "--output", "-i", "--index", help="Index folder to write."),
+    output: str = typer.Option(str(DEFAULT_INDEX), "-o", "--output", "-i", "--index", help="Index folder, or postgresql://USER@HOST/DB[?index=NAME], to write."),
     embedder: str | None = typer.Option(None, "-e", "--embedder", help="Embedder spec (default: the index's, else st:all-MiniLM-L6-v2); another one rebuilds fully."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=16, help="Chunk budget in tiktoken tokens (default: the index's, else 200)."),
     overlap: int | None = typer.Option(None, "--overlap", min=0, help="Turns repeated between neighbouring chunks (default: the index's, else 0)."),
@@ -62,7 +63,7 @@ def index(
 @app.command()
 def search(
     query: str = typer.Argument(..., help="What to search for."),
-    index_path: Path = IndexOpt,
+    index_path: str = IndexOpt,
     k: int = TopK,
     embedder: str | None = EmbedderOpt,
     speaker: str | None = SpeakerOpt,
@@ -139,7 +140,7 @@ def make_answerer(spec: str, llm: dict[str, Any], on_token: Streamer | None, max
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="A question about the corpus."),
-    index_path: Path = IndexOpt,
+    index_path: str = IndexOpt,
     k: int = TopK,
     embedder: str | None = EmbedderOpt,
     speaker: str | None = SpeakerOpt,
@@ -198,7 +199,7 @@ def ask(
 
 
 @app.command()
-def verify(index_path: Path = IndexOpt, as_json: bool = JsonOpt) -> None:
+def verify(index_path: str = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Check every byte of an index against its checksums and every record against its source (slow on big indexes;
     opening an index checks only its structure). Exit 1 if anything is damaged."""
     import time
@@ -207,16 +208,16 @@ def verify(index_path: Path = IndexOpt, as_json: bool = JsonOpt) -> None:
 
     started = time.perf_counter()
     result = Index.load(index_path).verify()
-    data = {"path": str(index_path), "ok": True, **asdict(result), "seconds": round(time.perf_counter() - started, 2)}
+    data = {"path": shown(index_path), "ok": True, **asdict(result), "seconds": round(time.perf_counter() - started, 2)}
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
-    typer.echo(f"{index_path}: ok: {result.files} files ({result.bytes / 2**20:.1f} MB) match their checksums; "
+    typer.echo(f"{shown(index_path)}: ok: {result.files} files ({result.bytes / 2**20:.1f} MB) match their checksums; "
                f"{result.sources} sources and {result.chunks} chunks read and checked in {data['seconds']} s")
 
 
 @app.command()
-def info(index_path: Path = IndexOpt, as_json: bool = JsonOpt) -> None:
+def info(index_path: str = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Show what an index holds and what `ragkit index` would change against its corpus (writes nothing)."""
     from ..index.core import Index
     from ..index.update import compare_with_corpus
@@ -230,7 +231,7 @@ def info(index_path: Path = IndexOpt, as_json: bool = JsonOpt) -> None:
         update, status = {"error": str(exc)}, idx.status()
     manifest = {**idx.manifest, "sources": idx.source_entries()}
     rows = [{"source": s.source, "state": s.state, "path": s.path} for s in status]  # asdict deep-copies: slow on big archives
-    data = {"path": str(index_path), "manifest": manifest, "status": rows, "update": update}
+    data = {"path": shown(index_path), "manifest": manifest, "status": rows, "update": update}
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return

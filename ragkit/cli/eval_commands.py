@@ -25,13 +25,14 @@ def search_options(mode: str | None, weight: float | None, budget: int | None) -
 def eval_command(
     target: str = typer.Argument(..., help="A gold .jsonl file, or the word qmsum followed by a folder of QMSum meetings."),
     folder: Path | None = typer.Argument(None, help="With qmsum: the folder of meeting .json files."),
-    index_path: Path = IndexOpt,
+    index_path: str = IndexOpt,
     k: int = typer.Option(5, "-k", "--top-k", min=1, help="Passages per question (hit@k, recall@k)."),
     embedder: str | None = EmbedderOpt,
     setting: str = typer.Option("both", "--setting", help="qmsum: per-meeting, pooled or both."),
     mode: str | None = typer.Option(None, "--mode", help="Retrieval mode (default: the library's best measured)."),
     weight: float | None = typer.Option(None, "--weight", help="Dense weight in score fusion (0-1)."),
     budget: int | None = typer.Option(None, "--budget", min=0, help="Context budget in tokens for passage assembly (default 1000, the R@1k budget; 0 = plain chunks)."),
+    store: str | None = typer.Option(None, "--store", help="qmsum: save the benchmark's index here (a folder or postgresql:// URL) and answer every query from it."),
     out: Path | None = typer.Option(None, "--out", help="Also write the full JSON result to this file."),
     fail_under: list[str] = typer.Option([], "--fail-under", help="METRIC=VALUE, e.g. hit@k=0.8; exit 1 if below (repeatable)."),
     per_question: bool = typer.Option(True, "--per-question/--summary-only", help="Show one row per question."),
@@ -43,7 +44,7 @@ def eval_command(
     thresholds = [parse_threshold(s) for s in fail_under]
     options = search_options(mode, weight, budget)
     if target == "qmsum":
-        data, text, summaries = _qmsum(folder, embedder, setting, k, options)
+        data, text, summaries = _qmsum(folder, embedder, setting, k, options, store)
     else:
         if folder is not None:
             raise typer.BadParameter(f"unexpected extra argument {folder}; only `ragkit eval qmsum DIR` takes a folder")
@@ -65,7 +66,7 @@ def eval_command(
         raise typer.Exit(1)
 
 
-def _gold(gold: Path, index_path: Path, embedder: str | None, k: int, options: dict[str, Any], per_question: bool) -> tuple[dict[str, Any], str, list]:
+def _gold(gold: Path, index_path: str, embedder: str | None, k: int, options: dict[str, Any], per_question: bool) -> tuple[dict[str, Any], str, list]:
     from ..evaluation import evaluate, render_report
 
     if not gold.is_file():
@@ -79,7 +80,7 @@ def _gold(gold: Path, index_path: Path, embedder: str | None, k: int, options: d
     return asdict(report), render_report(report, per_question=per_question), [("", report.summary)]
 
 
-def _qmsum(folder: Path | None, embedder: str | None, setting: str, k: int, options: dict[str, Any]) -> tuple[dict[str, Any], str, list]:
+def _qmsum(folder: Path | None, embedder: str | None, setting: str, k: int, options: dict[str, Any], store: str | None = None) -> tuple[dict[str, Any], str, list]:
     from ..evaluation.qmsum import parse_settings, render_qmsum, run_qmsum
     from .typer_app import Progress
 
@@ -92,7 +93,7 @@ def _qmsum(folder: Path | None, embedder: str | None, setting: str, k: int, opti
 
     progress = Progress("embedding meetings")
     try:
-        report = run_qmsum(folder, embedder=embedder, settings=names, k=k, search=factory, progress=progress, options=options)
+        report = run_qmsum(folder, embedder=embedder, settings=names, k=k, search=factory, progress=progress, options=options, store=store)
     finally:
         progress.close()
     return asdict(report), render_qmsum(report), [(r.setting, r.summary) for r in report.results]

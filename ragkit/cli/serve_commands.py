@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from pathlib import Path
 
 import typer
 
 from ..errors import UsageError
+from ..storage.location import shown as shown_location
 from .typer_app import IndexOpt, LinkOpt, app, check_links, err, open_index
 
 TOKEN_ENV = "RAGKIT_SERVE_TOKEN"
@@ -30,7 +30,7 @@ def _quiet_sdk() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _served(index_path: Path, link_template: str | None, answerer: str):  # noqa: ANN202 - serve imports lazily
+def _served(index_path: str, link_template: str | None, answerer: str):  # noqa: ANN202 - serve imports lazily
     try:
         from ..serve.state import Served
     except ImportError as exc:
@@ -42,7 +42,7 @@ def _served(index_path: Path, link_template: str | None, answerer: str):  # noqa
 
 @app.command()
 def serve(
-    index_path: Path = IndexOpt,
+    index_path: str = IndexOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback needs --token."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0: any free port)."),
     token: str | None = typer.Option(None, "--token", help=f"Bearer token every request must carry (env {TOKEN_ENV})."),
@@ -69,7 +69,7 @@ def serve(
     async def startup(sockets=None) -> None:  # noqa: ANN001 - the URL once bound, with the real port when --port 0
         await original(sockets=sockets)
         bound = next((s.getsockname()[1] for srv in server.servers for s in srv.sockets), port)
-        err(f"ragkit serving {index_path} at http://{shown}:{bound}/  (API /api/search, MCP /mcp; Ctrl-C stops)")
+        err(f"ragkit serving {shown_location(index_path)} at http://{shown}:{bound}/  (API /api/search, MCP /mcp; Ctrl-C stops)")
 
     server.startup = startup  # type: ignore[method-assign]
     try:
@@ -81,7 +81,7 @@ def serve(
 
 @app.command()
 def mcp(
-    index_path: Path = IndexOpt,
+    index_path: str = IndexOpt,
     link_template: str | None = LinkOpt,
 ) -> None:
     """Run the MCP server over stdio, for agent hosts that launch it as a subprocess."""

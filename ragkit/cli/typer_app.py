@@ -15,6 +15,7 @@ import typer
 
 from .. import __version__
 from ..errors import RagkitError, UsageError
+from ..storage.location import parse_location, shown
 from .terminal import decoded_argument, safe
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-IndexOpt = typer.Option(DEFAULT_INDEX, "-i", "--index", help="Index folder.")
+IndexOpt = typer.Option(str(DEFAULT_INDEX), "-i", "--index", help="Index folder, or postgresql://USER@HOST/DB[?index=NAME].")
 TopK = typer.Option(5, "-k", "--top-k", min=1, help="Number of passages to return.")
 EmbedderOpt = typer.Option(None, "-e", "--embedder", help="Embedder spec: st:<model or path>, hash:<dim>, package.module:Class.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON on stdout.")
@@ -109,7 +110,7 @@ def decorate(result: Any, index: Index, link_template: str | None, context: int)
 
 
 def build_index(
-    paths: list[Path] | None, output: Path, embedder: str | None, max_tokens: int | None, overlap: int | None,
+    paths: list[Path] | None, output: str | Path, embedder: str | None, max_tokens: int | None, overlap: int | None,
     *, force: bool = False, dry_run: bool = False, follow_symlinks: bool = False, strict: bool = False,
 ) -> tuple[Index | None, dict[str, Any]]:
     """Create or update the index at output; paths default to the folders it was built from, then seeds/."""
@@ -126,7 +127,7 @@ def build_index(
         )
     finally:
         progress.close()
-    summary = {"index": str(output), **asdict(report), "dry_run": dry_run, "seconds": round(time.perf_counter() - started, 2)}
+    summary = {"index": shown(output), **asdict(report), "dry_run": dry_run, "seconds": round(time.perf_counter() - started, 2)}
     return index, summary
 
 
@@ -149,10 +150,11 @@ def index_message(summary: dict[str, Any]) -> str:
     )
 
 
-def open_index(path: Path, embedder: str | None = None) -> Index:
+def open_index(location: str | Path, embedder: str | None = None) -> Index:
     """Load an index; the default one is built from seeds/ on first use."""
     from ..index.core import Index
 
+    path = parse_location(location)
     if path == DEFAULT_INDEX and not (path / "manifest.json").exists() and DEFAULT_CORPUS.is_dir():
         from ..storage.lock import index_lock
 

@@ -134,8 +134,10 @@ def parse_settings(settings: str | Sequence[str]) -> tuple[str, ...]:
 
 def run_qmsum(folder: str | Path, embedder: str | Embedder | None = None, settings: str | Sequence[str] = "both", k: int = 10,
               search: Callable[[Index], ScopedSearch] | None = None, chunking: ChunkSettings | None = None,
-              budget: int = BUDGET, progress: Progress | None = None, options: Mapping[str, Any] | None = None) -> QmsumReport:
-    """Build one in-memory index over all meetings (each chunk embedded once) and score every query in each setting."""
+              budget: int = BUDGET, progress: Progress | None = None, options: Mapping[str, Any] | None = None,
+              store: str | Path | None = None) -> QmsumReport:
+    """Build one index over all meetings (each chunk embedded once) and score every query in each setting. With
+    `store` (a folder or a postgresql:// URL) the index is saved there and every query is answered from there."""
     from ..index.core import Index
 
     if k < 1:
@@ -145,6 +147,8 @@ def run_qmsum(folder: str | Path, embedder: str | Embedder | None = None, settin
     docs = read_meetings(folder)
     questions = [q for doc in docs for q in meeting_gold(doc)]
     index = Index.build(docs, embedder=embedder, settings=chunking, progress=progress)
+    if store is not None:
+        index = Index.load(index.save(store), embedder=index.embedder)
     built = time.perf_counter()
     factory = search or dense_search
     scoped = factory(index)

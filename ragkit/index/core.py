@@ -21,6 +21,7 @@ from ..embed import Embedder, index_embedder, is_code_spec, load_embedder
 from ..errors import EmbedderMismatchError, IndexFormatError, MissingIndexError, UsageError
 from ..storage.diskio import file_digest, publish_directory, resolve_index, staging_directory, writable_target, write_with_sum
 from ..storage.local import Chunks, Documents, LocalStore, SegmentedBm25
+from ..storage.location import Location, PgLocation, parse_location
 from ..storage.lock import index_lock
 from ..storage.manifest import canonical_spec, corrupt, make_manifest, read_manifest
 from ..storage.verify import Verified
@@ -65,6 +66,7 @@ class Pending:
     doc: Document | None = None
     chunks: tuple[Chunk, ...] = ()
     fingerprint: str = ""
+    stamp: str = ""
 
 
 class Index:
@@ -81,7 +83,7 @@ class Index:
         self.documents = Documents(store)
         self._embedder = embedder
         self._lexical: Lexical | None = None
-        self.path: Path | None = None
+        self.path: Location | None = None
         if owned is not None:  # a private folder: removed with the object
             weakref.finalize(self, shutil.rmtree, owned, True)
 
@@ -178,42 +180,66 @@ class Index:
 
     # ------------------------------------------------------------ persistence
 
-    def save(self, path: str | Path) -> Path:
-        """Publish the index at `path` in one atomic step (under the writer lock); its segment files are hard-linked."""
-        target = writable_target(Path(path))
+    def save(self, path: str | Path | PgLocation) -> Location:
+        """Publish the index at `path` in one atomic step (under the writer lock): in a folder its segment files are
+        hard-linked; in PostgreSQL (a `postgresql://` URL) they are copied in by one transaction."""
+        location = parse_location(path)
+        if isinstance(location, PgLocation):
+            from ..storage.postgres import publish, writer_lock
+
+            if self.store.kind != "local":
+                raise UsageError(f"{self.path} is already in PostgreSQL; to copy it to {location}, build there with `ragkit index PATH -o {location}`")
+            with writer_lock(location) as conn:
+                publish(conn, location, self.store.folder, self.manifest)
+            self.path = location
+            return location
+        if self.store.kind != "local":
+            raise UsageError(f"{self.path} is in PostgreSQL; to have it in a folder, build there with `ragkit index PATH -o {location}`")
+        target = writable_target(location)
         with index_lock(target), staging_directory(target) as tmp:
             for meta in self.manifest["segments"].values():
                 for fname in meta["files"]:
                     link_or_copy(self.store.folder / fname, tmp / fname)
             write_manifest(tmp, self.manifest)
             publish_directory(tmp, target)
-        self.path = Path(path)
-        return Path(path)
+        self.path = location
+        return location
 
     @classmethod
-    def load(cls, path: str | Path, embedder: str | Embedder | None = None) -> Index:
+    def load(cls, path: str | Path | PgLocation, embedder: str | Embedder | None = None) -> Index:
         """Open an index (its manifest and the structure of its files; records are read when used); refuse a query
-        embedder other than the one it was built with."""
-        root = Path(path)
+        embedder other than the one it was built with. `path` is a folder or a `postgresql://` URL."""
+        location = parse_location(path)
+        if isinstance(location, PgLocation):
+            from ..storage.postgres import open_postgres
+
+            index = cls(open_postgres(location))
+        else:
+            index = cls._load_folder(location)
+        index.path = location
+        if embedder is not None:
+            index._embedder = _matching_embedder(embedder, index.manifest)
+        return index
+
+    @classmethod
+    def _load_folder(cls, root: Path) -> Index:
         for attempt in range(1, LOAD_ATTEMPTS + 1):
             folder = _index_folder(root)
             try:
-                index = cls(open_store(folder, read_manifest(folder / MANIFEST)))
-                break
+                return cls(open_store(folder, read_manifest(folder / MANIFEST)))
             except IndexFormatError:
                 # A writer may have published twice meanwhile and removed the version we pinned: read the new one.
                 if attempt == LOAD_ATTEMPTS or resolve_index(root) == folder:
                     raise
                 log.debug("%s: %s was replaced while loading; retrying", root, folder.name)
-        index.path = root
-        if embedder is not None:
-            index._embedder = _matching_embedder(embedder, index.manifest)
-        return index
+        raise AssertionError("unreachable")
 
     def verify(self) -> Verified:
         """Check every byte and record of the index (opening checks only its structure); raises if it is corrupt."""
-        from ..storage.verify import verify_version
+        from ..storage.verify import verify_records, verify_version
 
+        if self.store.kind != "local":
+            return verify_records(self.store)  # the database server checksums its own pages
         return verify_version(self.store.folder, self.manifest)
 
     def source_entries(self) -> list[dict[str, Any]]:
@@ -322,7 +348,7 @@ def _flush(
             vectors[i] = fresh[row] if row is not None else vector_of(chunk.text)
             if row is not None and text_key(chunk.text) in repeats:
                 remembered[chunk.text] = fresh[row]
-        writer.add(item.doc, item.chunks, vectors, {"fingerprint": item.fingerprint, "text_sha": text_sha(item.doc.text)})
+        writer.add(item.doc, item.chunks, vectors, {"fingerprint": item.fingerprint, "stamp": item.stamp, "text_sha": text_sha(item.doc.text)})
     return len(missing)
 
 

@@ -20,6 +20,7 @@ from ..embed import DEFAULT_EMBEDDER, INT8_BACKEND, Embedder, load_embedder, ref
 from ..errors import IndexFormatError, MissingIndexError, RagkitError
 from ..readers.corpus import CorpusRead
 from ..storage.diskio import clean_leftovers, publish_directory, recover, resolve_index, staging_directory, writable_target
+from ..storage.location import Location, PgLocation, parse_location
 from ..storage.lock import index_lock
 from ..storage.manifest import LEGACY_VERSION, canonical_spec, read_manifest
 from ..storage.segment import SEGMENT_ROWS
@@ -186,7 +187,7 @@ def plan_update(previous: Previous | None, read: CorpusRead, spec: str, settings
             if entry["segment"] in compact:
                 store = previous.index.store
                 chunks = tuple(c for _, c in store.chunks_of(source))
-                pending.append(Pending(doc=store.document(source), chunks=chunks, fingerprint=entry.get("fingerprint", "")))
+                pending.append(Pending(doc=store.document(source), chunks=chunks, fingerprint=entry.get("fingerprint", ""), stamp=entry.get("stamp", "")))
                 previous.prefetch(source)
                 compacted += 1
             else:
@@ -194,17 +195,17 @@ def plan_update(previous: Previous | None, read: CorpusRead, spec: str, settings
             unchanged += int(entry["chunks"])
             continue
         chunks = tuple(chunk_document(doc, settings))
-        fingerprint = read.fingerprints.get(source, "")
+        fingerprint, stamp = read.fingerprints.get(source, ""), read.stamps.get(source, "")
         if reason:
             new_all.extend(chunks)
-            pending.append(Pending(doc=doc, chunks=chunks, fingerprint=fingerprint))
+            pending.append(Pending(doc=doc, chunks=chunks, fingerprint=fingerprint, stamp=stamp))
             continue
         assert previous is not None
         old = previous.chunks_of(source)
         a, c, r, u = diff_chunks(old, chunks)
         added, changed, removed, unchanged = added + a, changed + c, removed + r, unchanged + u
         previous.prefetch(source)  # a source read again (its fingerprint changed) is rewritten, its vectors reused
-        pending.append(Pending(doc=doc, chunks=chunks, fingerprint=fingerprint))
+        pending.append(Pending(doc=doc, chunks=chunks, fingerprint=fingerprint, stamp=stamp))
     if reason:
         added, changed, removed, unchanged = diff_chunks(previous.all_chunks() if previous is not None else [], new_all)
     elif previous is not None:
@@ -280,9 +281,19 @@ def _settings(manifest: dict[str, Any] | None, max_tokens: int | None, overlap_t
     )
 
 
-def recorded_manifest(path: str | Path) -> dict[str, Any] | None:
+def recorded_manifest(path: str | Path | PgLocation) -> dict[str, Any] | None:
     """The manifest of the index at path when it is readable (for defaults even under --force), else None."""
-    folder = resolve_index(Path(path))
+    location = parse_location(path)
+    if isinstance(location, PgLocation):
+        from ..storage.postgres import open_postgres
+
+        try:
+            store = open_postgres(location)
+        except RagkitError:
+            return None
+        store.close()
+        return store.manifest
+    folder = resolve_index(location)
     if folder is None:
         return None
     try:
@@ -291,7 +302,7 @@ def recorded_manifest(path: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def recorded_corpus(path: str | Path) -> list[str]:
+def recorded_corpus(path: str | Path | PgLocation) -> list[str]:
     """The corpus folders the index at path was built from ([] when there is no readable index)."""
     manifest = recorded_manifest(path)
     return [str(p) for p in manifest["corpus"]] if manifest else []
@@ -329,9 +340,11 @@ def refresh(
     """
     from ..readers.corpus import read_corpus_report
 
-    target = writable_target(Path(path))
-    with contextlib.nullcontext() if dry_run else index_lock(target):
-        if not dry_run:
+    location = parse_location(path)
+    remote = isinstance(location, PgLocation)
+    target: Location = location if isinstance(location, PgLocation) else writable_target(location)
+    with contextlib.nullcontext() if dry_run else _writer_lock(target) as held:
+        if not dry_run and isinstance(target, Path):
             recover(target)
             clean_leftovers(target)  # the lock proves no writer uses them
         previous = _previous(target) if not force else None
@@ -348,13 +361,34 @@ def refresh(
         corpus_now = [str(Path(p).resolve()) for p in corpus]
         if previous is not None and previous.index is not None and _same(previous, plan, corpus_now):
             return previous.index, report
-        with staging_directory(target) as tmp:
+        with tempfile.TemporaryDirectory(prefix="ragkit-staging-") if remote else staging_directory(target) as staged:  # type: ignore[arg-type]
+            tmp = Path(staged)
             manifest, _ = apply_plan(plan, previous, tmp, embedder or spec, settings, progress, corpus)
             kept = previous.manifest.get("segments", {}) if previous is not None and previous.index is not None else {}
             verify_version(tmp, manifest, [n for n in manifest["segments"] if n not in kept], records=False)  # what this run wrote
-            write_manifest(tmp, manifest)
-            publish_directory(tmp, target)
+            if isinstance(target, PgLocation):
+                from ..storage.postgres import publish
+
+                if previous is not None and previous.index is not None:
+                    previous.index.store.close()  # its snapshot would hold back a change of the vector column
+                publish(held, target, tmp, manifest)  # type: ignore[arg-type]
+            else:
+                write_manifest(tmp, manifest)
+                publish_directory(tmp, target)
         return Index.load(target, embedder if isinstance(embedder, Embedder) else None), replace(report, written=True)
+
+
+@contextlib.contextmanager
+def _writer_lock(target: Location) -> Any:
+    """The writer lock of a folder index (yields its lock file) or of a PostgreSQL one (yields the locked connection)."""
+    if isinstance(target, PgLocation):
+        from ..storage.postgres import writer_lock
+
+        with writer_lock(target) as conn:
+            yield conn
+    else:
+        with index_lock(target) as path:
+            yield path
 
 
 def _known(previous: Previous) -> dict[str, tuple[str, str]]:
@@ -362,10 +396,15 @@ def _known(previous: Previous) -> dict[str, tuple[str, str]]:
     return {name: (e.get("fingerprint", ""), e.get("text_sha", "")) for name, e in previous.entries.items() if e.get("fingerprint")}
 
 
-def _previous(target: Path) -> Previous | None:
+def _previous(target: Location) -> Previous | None:
     """The index at target for reuse: a current one, or a format-1 one read whole to be upgraded."""
     from ..storage.legacy import read_legacy
 
+    if isinstance(target, PgLocation):
+        try:
+            return Previous(Index.load(target))
+        except MissingIndexError:
+            return None
     if not os.path.lexists(target):
         return None
     try:
@@ -405,7 +444,9 @@ def compare_with_corpus(index: Index) -> tuple[UpdateReport, list[SourceStatus]]
     if not corpus:
         raise CorpusError("the index records no corpus folders (built from Python); run `ragkit index PATH` to compare")
     previous = Previous(index)
-    read = read_corpus_report(*corpus, known=_known(previous))
+    # A file whose size, times and inode are as recorded is not hashed (an update hashes every file to be sure).
+    stamps = {name: (e["stamp"], e["fingerprint"]) for name, e in previous.entries.items() if e.get("stamp") and e.get("fingerprint")}
+    read = read_corpus_report(*corpus, known=_known(previous), stamps=stamps)
     report = plan_update(previous, read, index.manifest["embedder"]["spec"], index.settings).report
     new = tuple(s for s in read.order if s not in index.documents)
     report = replace(report, new_sources=new, skipped=len(read.skipped), repaired=len(read.repaired), unrecognised=len(read.unrecognised))

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -263,6 +264,10 @@ def _within(path: Path, root: str, on_skip: Callable[[str], None] | None) -> boo
     return False
 
 
+# A file changed this recently gets no stamp: coarse file-system clocks could give a second write the same times.
+RACY_SECONDS = 2.0
+
+
 @dataclass(frozen=True, slots=True)
 class CorpusRead:
     """The documents of a corpus and what reading it skipped, repaired or could not recognise (one line each)."""
@@ -272,10 +277,11 @@ class CorpusRead:
     repaired: tuple[str, ...] = ()
     unrecognised: tuple[str, ...] = ()
     # With `known`: sources whose files are as the index recorded them, left unread; `order` lists every source
-    # (read or kept) in corpus order; `fingerprints` holds each read source's fingerprint.
+    # (read or kept) in corpus order; `fingerprints` holds each read source's fingerprint, `stamps` its stamp.
     kept: tuple[str, ...] = ()
     order: tuple[str, ...] = ()
     fingerprints: dict[str, str] = field(default_factory=dict)
+    stamps: dict[str, str] = field(default_factory=dict)
 
 
 def fingerprint(path: Path, source: str, speakers: Mapping[str, str], real_folder: str | None = None) -> str:
@@ -299,6 +305,31 @@ def fingerprint(path: Path, source: str, speakers: Mapping[str, str], real_folde
     return h.hexdigest()
 
 
+def stamp(path: Path, source: str, speakers: Mapping[str, str], real_folder: str | None = None) -> str:
+    """What the file system says of a source without reading it: size, mtime, ctime and inode of the file and its
+    sidecars, with the name, real path, speakers mapping and ragkit version. Equal stamps mean unchanged bytes as
+    surely as `git status` knows it (ctime cannot be set back by hand); "" for a file changed in the last
+    RACY_SECONDS, where a second write within the clock's granularity could leave every field as it was."""
+    from .. import __version__
+
+    name = str(path)
+    real = os.path.join(real_folder, path.name) if real_folder and not os.path.islink(name) else os.path.realpath(name)
+    parts = [__version__, source, real, json.dumps(speakers, sort_keys=True)]
+    newest = 0
+    stem = os.path.splitext(name)[0]
+    for candidate in (name, stem + ".meta.json", stem + ".json"):
+        try:
+            info = os.stat(candidate)
+        except OSError:
+            parts.append("-")
+            continue
+        parts.append(f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}")
+        newest = max(newest, info.st_mtime_ns, info.st_ctime_ns)
+    if time.time_ns() - newest < RACY_SECONDS * 1e9:
+        return ""
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def read_corpus(*paths: str | Path, on_skip: Callable[[str], None] | None = None, follow_symlinks: bool = False) -> list[Document]:
     """Read every transcript under the given files or folders; unreadable and empty files are skipped with a warning."""
     return read_corpus_report(*paths, on_skip=on_skip, follow_symlinks=follow_symlinks).documents
@@ -306,14 +337,15 @@ def read_corpus(*paths: str | Path, on_skip: Callable[[str], None] | None = None
 
 def read_corpus_report(
     *paths: str | Path, on_skip: Callable[[str], None] | None = None, follow_symlinks: bool = False, strict: bool = False,
-    known: Mapping[str, tuple[str, str]] | None = None,
+    known: Mapping[str, tuple[str, str]] | None = None, stamps: Mapping[str, tuple[str, str]] | None = None,
 ) -> CorpusRead:
     """Read a corpus; a file that cannot be read is skipped with one warning naming file, line and reason.
 
     Every problem of the run is reported, not only the first. With strict, any skipped file is an error
     (raised after all files were tried, before anything is written). `known` maps indexed sources to their
     (fingerprint, text sha256): a file whose fingerprint is unchanged is kept, not read (its warnings were given
-    when it was read).
+    when it was read). `stamps` maps sources to their recorded (stamp, fingerprint): a file whose stamp is unchanged
+    is taken to have that fingerprint without hashing it (`ragkit info`; an update hashes every file).
     """
     paths = paths or ("seeds",)
     skipped: list[str] = []
@@ -326,9 +358,9 @@ def read_corpus_report(
     if not files:
         raise CorpusError(f"{', '.join(map(str, paths))}: no transcript files found (.txt, .md, .json, ...)")
     items: list[tuple[str, Document | None, str]] = []  # (source, document or None when kept, text sha256)
-    repaired, unrecognised, prints = [], [], {}
+    repaired, unrecognised, prints, stamped = [], [], {}, {}
     names = unique_sources([source for _, source in files], [path for path, _ in files])
-    for (path, _), source, (speakers, print_) in zip(files, names, _fingerprints(files, names)):
+    for (path, _), source, (speakers, print_, stamp_) in zip(files, names, _fingerprints(files, names, stamps or {})):
         if known and print_ and known.get(source, ("", ""))[0] == print_:
             items.append((source, None, known[source][1]))
             continue
@@ -346,7 +378,7 @@ def read_corpus_report(
         if _missed_format(doc):
             unrecognised.append(f"{path}: read as plain prose: no speakers or times recognised; see README 'Formats' for the exports ragkit reads")
             _skip(unrecognised[-1], None)
-        prints[source] = print_
+        prints[source], stamped[source] = print_, stamp_
         items.append((source, doc, text_sha(doc.text)))
     if strict and skipped:
         raise CorpusError(f"{len(skipped)} file(s) could not be read (each reported above); fix them, or leave out --strict to skip them")
@@ -357,12 +389,15 @@ def read_corpus_report(
     items = _dedupe(items, skip)
     return CorpusRead(
         [doc for _, doc, _ in items if doc is not None], tuple(skipped), tuple(repaired), tuple(unrecognised),
-        tuple(source for source, doc, _ in items if doc is None), tuple(source for source, _, _ in items), prints,
+        tuple(source for source, doc, _ in items if doc is None), tuple(source for source, _, _ in items), prints, stamped,
     )
 
 
-def _fingerprints(files: Sequence[tuple[Path, str]], names: Sequence[str]) -> list[tuple[dict[str, str] | None, str]]:
-    """Each file's corpus speakers and fingerprint ((None, "") when they cannot be had: reading the file reports why).
+def _fingerprints(
+    files: Sequence[tuple[Path, str]], names: Sequence[str], stamps: Mapping[str, tuple[str, str]],
+) -> list[tuple[dict[str, str] | None, str, str]]:
+    """Each file's corpus speakers, fingerprint and stamp ((None, "", "") when they cannot be had: reading the file
+    reports why). A file whose stamp equals its recorded one in `stamps` gets the recorded fingerprint, unhashed.
 
     The speakers file is looked up and each folder resolved once per folder, not once per file: an update and
     `ragkit info` fingerprint every file of the archive. (Hashing in threads was measured slower: 0.50 s against
@@ -381,14 +416,18 @@ def _fingerprints(files: Sequence[tuple[Path, str]], names: Sequence[str]) -> li
             real_folders[path.parent] = os.path.realpath(path.parent)
         jobs.append((path, source, speakers_by_folder[key], real_folders[path.parent]))
 
-    def one(job: tuple[Path, str, dict[str, str] | None, str]) -> tuple[dict[str, str] | None, str]:
+    def one(job: tuple[Path, str, dict[str, str] | None, str]) -> tuple[dict[str, str] | None, str, str]:
         path, source, speakers, real = job
         if speakers is None:
-            return None, ""
+            return None, "", ""
         try:
-            return speakers, fingerprint(path, source, speakers, real)
+            now = stamp(path, source, speakers, real)
+            recorded = stamps.get(source)
+            if now and recorded and recorded[0] == now:
+                return speakers, recorded[1], now
+            return speakers, fingerprint(path, source, speakers, real), now
         except OSError:
-            return None, ""
+            return None, "", ""
 
     return [one(job) for job in jobs]
 

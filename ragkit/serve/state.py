@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..storage.diskio import resolve_index
+from ..storage.location import Location, PgLocation, parse_location
 
 if TYPE_CHECKING:
     from ..index.core import Index
@@ -27,21 +29,22 @@ class Limits:
 class Served:
     """The index at a path, reloaded when its published version changes (in-flight requests keep the old one)."""
 
-    def __init__(self, path: Path, link_template: str | None = None, answerer: str = "extractive") -> None:
+    def __init__(self, path: str | Path, link_template: str | None = None, answerer: str = "extractive") -> None:
         from ..index.core import Index
 
-        self.path = path
+        self.path: Location = parse_location(path)
+        self._watch = _version_watch(self.path)
         self.link_template = link_template
         self.answerer = answerer
         self._lock = threading.Lock()
-        self._version = resolve_index(path)
-        self._index: Index = Index.load(path)
+        self._version = self._watch()
+        self._index: Index = Index.load(self.path)
 
     @property
     def index(self) -> Index:
         """The current index; a new version published since the last request is loaded first."""
 
-        version = resolve_index(self.path)
+        version = self._watch()
         if version != self._version:
             with self._lock:
                 if version != self._version:
@@ -49,7 +52,16 @@ class Served:
         return self._index
 
 
-def _reload(path: Path, old: Index) -> Index:
+def _version_watch(location: Location) -> Callable[[], object]:
+    """What names the published version: the folder a folder index's link points to, or PostgreSQL's version row."""
+    if isinstance(location, PgLocation):
+        from ..storage.postgres import VersionWatch
+
+        return VersionWatch(location)
+    return lambda: resolve_index(location)
+
+
+def _reload(path: Location, old: Index) -> Index:
     """The new version, keeping the loaded query embedder when the index still uses the same one."""
     from ..errors import EmbedderMismatchError
     from ..index.core import Index

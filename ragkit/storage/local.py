@@ -29,13 +29,16 @@ DOCUMENT_CACHE = 64
 class LocalStore:
     """Records, vectors, BM25 postings and speaker data of one index version folder."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+    kind = "local"
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], segments: Mapping[str, Segment] | None = None) -> None:
         self.folder, self.manifest = folder, manifest
         self.dim = int(manifest["embedder"]["dim"])
         self.entries: list[dict[str, Any]] = manifest["sources"]
         self.names = [e["path"] for e in self.entries]
         self.position = {name: n for n, name in enumerate(self.names)}
-        self.segments = {name: Segment(folder, name, int(meta["rows"]), self.dim) for name, meta in manifest["segments"].items()}
+        self.segments = dict(segments) if segments is not None else {
+            name: Segment(folder, name, int(meta["rows"]), self.dim) for name, meta in manifest["segments"].items()}
         counts = [int(e["chunks"]) for e in self.entries]
         self.starts = [0]
         for n in counts:
@@ -45,6 +48,11 @@ class LocalStore:
         self._entries: list[dict[str, Any]] | None = None
         self.chunk_bm25 = SegmentedBm25(self, CHUNK_PART)
         self.source_bm25 = SegmentedBm25(self, SOURCE_PART)
+
+    @property
+    def where(self) -> str:
+        """The manifest, as error messages name it."""
+        return str(self.folder / "manifest.json")
 
     # ------------------------------------------------------------ checks at open
 
@@ -67,14 +75,18 @@ class LocalStore:
             vec = meta["files"].get(name + VEC_SUFFIX)
             if vec is None or name + DB_SUFFIX not in meta["files"] or vec["bytes"] != 4 * self.dim * int(meta["rows"]):
                 raise corrupt(f"{self.folder / (name + VEC_SUFFIX)} does not hold {meta['rows']} vectors of dim {self.dim}")
+        self.check_sources()
+
+    def check_sources(self) -> None:
+        """Every source points at rows its segment has, and the counts add up."""
         for e in self.entries:
             seg = self.manifest["segments"].get(e["segment"])
             if seg is None:
-                raise corrupt(f"{self.folder / 'manifest.json'}: source {e['path']!r} is in segment {e['segment']!r}, which is not listed")
+                raise corrupt(f"{self.where}: source {e['path']!r} is in segment {e['segment']!r}, which is not listed")
             if not (e["row"] < seg["sources"] and e["first_chunk"] + e["chunks"] <= seg["rows"] and e["lex_row"] < seg["lex_rows"]):
-                raise corrupt(f"{self.folder / 'manifest.json'}: source {e['path']!r} points past the rows of segment {e['segment']}")
+                raise corrupt(f"{self.where}: source {e['path']!r} points past the rows of segment {e['segment']}")
         if self.starts[-1] != self.manifest["counts"]["chunks"] or len(self.entries) != self.manifest["counts"]["sources"]:
-            raise corrupt(f"{self.folder / 'manifest.json'} counts {self.manifest['counts']['chunks']} chunks, its sources hold {self.starts[-1]}")
+            raise corrupt(f"{self.where} counts {self.manifest['counts']['chunks']} chunks, its sources hold {self.starts[-1]}")
 
     def open(self) -> None:
         """Open every segment now, checking its counts against the manifest: a version removed by a later writer's
@@ -106,7 +118,7 @@ class LocalStore:
         e = self.entries[n]
         chunk = self.segments[e["segment"]].chunk(e["first_chunk"] + k)
         if chunk.source != e["path"]:
-            raise corrupt(f"{self.folder / (e['segment'] + DB_SUFFIX)}: chunk {i} belongs to {chunk.source!r}, not {e['path']!r}")
+            raise corrupt(f"{self.segments[e['segment']].db_path}: chunk {i} belongs to {chunk.source!r}, not {e['path']!r}")
         return chunk
 
     def chunks_of(self, source: str) -> list[tuple[int, Chunk]]:
@@ -115,7 +127,7 @@ class LocalStore:
         e = self.entries[n]
         chunks = self.segments[e["segment"]].chunks(e["first_chunk"], e["first_chunk"] + e["chunks"])
         if any(c.source != source for c in chunks):
-            raise corrupt(f"{self.folder / (e['segment'] + DB_SUFFIX)} holds chunks of another source among {source!r}'s")
+            raise corrupt(f"{self.segments[e['segment']].db_path} holds chunks of another source among {source!r}'s")
         return list(zip(range(self.starts[n], self.starts[n + 1]), chunks))
 
     def source_range(self, source: str) -> tuple[int, int]:
@@ -128,7 +140,7 @@ class LocalStore:
             e = self.entries[self.position[source]]
             doc = self.segments[e["segment"]].document(e["row"])
             if doc.source != source:
-                raise corrupt(f"{self.folder / (e['segment'] + DB_SUFFIX)}: source row {e['row']} is {doc.source!r}, not {source!r}")
+                raise corrupt(f"{self.segments[e['segment']].db_path}: source row {e['row']} is {doc.source!r}, not {source!r}")
             self._docs[source] = doc
             if len(self._docs) > DOCUMENT_CACHE:
                 self._docs.popitem(last=False)

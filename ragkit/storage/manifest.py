@@ -32,7 +32,11 @@ def read_manifest(path: Path, legacy: bool = False) -> dict[str, Any]:
     """The manifest, parsed only after its bytes matched `manifest.json.sha256`, and checked for shape.
 
     A format-1 manifest is refused with the upgrade command unless `legacy` (the update that migrates it)."""
-    data = read_with_sum(path, MANIFEST_LIMIT, REBUILD)
+    return parse_manifest(read_with_sum(path, MANIFEST_LIMIT, REBUILD), path, legacy, path.parent)
+
+
+def parse_manifest(data: bytes, path: Path | str, legacy: bool = False, location: Path | str = "") -> dict[str, Any]:
+    """A manifest's bytes parsed and checked for shape; `path` names it in errors, `location` in the upgrade command."""
     try:
         manifest = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -48,7 +52,7 @@ def read_manifest(path: Path, legacy: bool = False) -> dict[str, Any]:
     if version == LEGACY_VERSION:
         if not legacy:
             raise IndexFormatError(
-                f"{path}: index format version 1 is from an older ragkit; upgrade it with `ragkit index -o {path.parent}` "
+                f"{path}: index format version 1 is from an older ragkit; upgrade it with `ragkit index -o {location}` "
                 "(the same corpus; its vectors are reused, nothing is re-embedded), or rebuild with `ragkit index --force`"
             )
         check_common(manifest, path)
@@ -59,7 +63,7 @@ def read_manifest(path: Path, legacy: bool = False) -> dict[str, Any]:
     return manifest
 
 
-def check_common(manifest: dict[str, Any], path: Path) -> None:
+def check_common(manifest: dict[str, Any], path: Path | str) -> None:
     """The fields every format has: embedder, chunking, counts, corpus."""
     for key, kind in (("embedder", dict), ("chunking", dict), ("counts", dict), ("sources", list)):
         if not isinstance(manifest.get(key), kind):
@@ -83,7 +87,7 @@ def _file_entry(meta: object) -> bool:
     return isinstance(meta, dict) and _is_count(meta.get("bytes")) and isinstance(meta.get("sha256"), str)
 
 
-def check_shape(manifest: dict[str, Any], path: Path) -> None:
+def check_shape(manifest: dict[str, Any], path: Path | str) -> None:
     """Every field load() relies on has the right type, so a bad manifest is an error, not a traceback."""
     check_common(manifest, path)
     segments = manifest.get("segments")

@@ -292,6 +292,9 @@ class Segment:
             raise corrupt(f"{self.db_path} has postings of {term!r} of two lengths")
         return rows, tfs
 
+    def all_postings(self, part: int) -> list[tuple[str, bytes, bytes]]:
+        return self.query("SELECT term, rows, tfs FROM postings WHERE part = ?", (part,))  # type: ignore[return-value]
+
     def lengths(self, part: int) -> np.ndarray:
         import numpy as np
 

@@ -28,6 +28,7 @@ class Scorer(Protocol):
 class Store(Protocol):
     """An index's data by logical chunk id (sources in corpus order, each source's chunks in order)."""
 
+    kind: str  # "local" or "postgres"
     manifest: dict[str, Any]
     names: list[str]  # source names in corpus order
     starts: list[int]  # source n's chunks are the ids starts[n] to starts[n + 1] - 1

@@ -82,8 +82,9 @@ class VersionWriter:
         if self.previous is not None:
             for name in sorted(self.kept):
                 meta = self.previous.manifest["segments"][name]
-                for fname in meta["files"]:
-                    link_or_copy(self.previous.folder / fname, self.folder / fname)
+                if self.previous.kind == "local":  # a database keeps its segments where they are
+                    for fname in meta["files"]:
+                        link_or_copy(self.previous.folder / fname, self.folder / fname)
                 self.segments[name] = meta
         return self.sources, dict(sorted(self.segments.items()))
 

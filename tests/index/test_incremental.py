@@ -6,6 +6,7 @@ import json
 import os
 import random
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -319,3 +320,51 @@ def test_a_format_1_index_is_refused_by_queries_and_upgraded_by_index_without_em
     assert upgraded.manifest["format_version"] == 2 and upgraded.chunks == chunks
     np.testing.assert_array_equal(upgraded.store.vectors(), vectors)
     assert upgraded.search("tomato garden", k=2)
+
+
+def test_info_skips_hashing_files_whose_stamp_is_unchanged_and_still_sees_a_same_size_edit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ragkit.readers import corpus as reading
+
+    monkeypatch.setattr(reading, "RACY_SECONDS", 0.0)  # the files were written just now
+    hashed: list[str] = []
+    real_fingerprint = reading.fingerprint
+    monkeypatch.setattr(reading, "fingerprint", lambda path, *a, **kw: hashed.append(path.name) or real_fingerprint(path, *a, **kw))
+    corpus, target = tmp_path / "c", tmp_path / "idx"
+    write_corpus(corpus, 4)
+    index_json([str(corpus), "-o", str(target), "-e", "hash:64"], capsys)
+    assert sorted(hashed) == [f"ep{i:03d}.txt" for i in range(4)]  # the build hashes every file
+
+    hashed.clear()
+    code, out, _ = run(["info", "-i", str(target), "--json"], capsys)
+    assert code == 0 and hashed == []  # nothing changed: stat alone says so
+    assert {row["state"] for row in json.loads(out)["status"]} == {"unchanged"}
+
+    # Same size, same mtime, other bytes: only the ctime (which no one can set back) tells.
+    path = corpus / "ep002.txt"
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[data.index(b"(") - 1 : data.index(b"(")] = b"x"  # Ana/Bna -> one other letter before the time
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    hashed.clear()
+    code, out, _ = run(["info", "-i", str(target), "--json"], capsys)
+    info = json.loads(out)
+    assert hashed == ["ep002.txt"]
+    assert {row["source"]: row["state"] for row in info["status"]}["ep002.txt"] == "changed"
+    real = index_json(["-o", str(target)], capsys)
+    assert real["written"] and (info["update"]["changed"], info["update"]["added"]) == (real["changed"], real["added"])
+
+
+def test_a_file_changed_within_the_racy_window_gets_no_stamp(tmp_path: Path) -> None:
+    from ragkit.readers.corpus import RACY_SECONDS, read_corpus_report
+
+    write_corpus(tmp_path / "c", 2)
+    assert RACY_SECONDS >= 1
+    assert set(read_corpus_report(tmp_path / "c").stamps.values()) == {""}  # written just now: must be hashed
+    old = time.time() - 60
+    for path in (tmp_path / "c").iterdir():
+        os.utime(path, (old, old))  # mtime back, but the ctime is now: still no stamp
+    assert set(read_corpus_report(tmp_path / "c").stamps.values()) == {""}
