@@ -45,9 +45,9 @@ class Served:
         """The current index; a new version published since the last request is loaded first."""
 
         version = self._watch()
-        if version != self._version:
+        if version != self._version or not self._index.store.alive():  # a lost database connection: open it again
             with self._lock:
-                if version != self._version:
+                if version != self._version or not self._index.store.alive():
                     self._index, self._version = _reload(self.path, self._index), version
         return self._index
 

@@ -98,6 +98,13 @@ class LocalStore:
                 raise corrupt(f"{seg.db_path} holds {meta}, the manifest expects {expected}")
             _ = seg.vectors
 
+    def alive(self) -> bool:
+        """Whether reads can go on (a database connection can be lost; open files cannot)."""
+        return True
+
+    def prefetch_postings(self, part: int, terms: set[str]) -> None:
+        """Read these terms' postings of every segment at once where that saves round trips (a database)."""
+
     # ------------------------------------------------------------ records
 
     def __len__(self) -> int:
@@ -372,6 +379,7 @@ class SegmentedBm25:
         import numpy as np
 
         _, n, avgdl = self._statistics()
+        self.store.prefetch_postings(self.part, set(query))
         acc = np.zeros(n, dtype=np.float64)
         cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for term in query:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..errors import UsageError
 
@@ -59,7 +59,7 @@ def parse_location(location: str | Path | PgLocation) -> Location:
         raise UsageError(f"{masked(location)}: index={name!r} is not a valid index name; use lower-case letters, digits and _ (at most 40, starting with a letter)")
     if search not in SEARCH_MODES:
         raise UsageError(f"{masked(location)}: search={search!r}: choose one of {', '.join(SEARCH_MODES)}")
-    return PgLocation(urlunsplit(parts._replace(query=urlencode(params, safe="/:"))), name, search)
+    return PgLocation(_join(parts.scheme, parts.netloc, parts.path, urlencode(params, safe="/:")), name, search)
 
 
 def masked(url: str) -> str:
@@ -72,7 +72,12 @@ def masked(url: str) -> str:
             user = user.split(":", 1)[0] + ":***"
         netloc = f"{user}@{host}"
     query = urlencode([(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="/:*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    return _join(parts.scheme, netloc, parts.path, query)
+
+
+def _join(scheme: str, netloc: str, path: str, query: str) -> str:
+    """A URL from its parts, keeping `//` when the host is empty (`postgresql:///db`: libpq's default host)."""
+    return f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")
 
 
 def shown(location: str | Path | PgLocation) -> str:

@@ -145,6 +145,9 @@ class PgSegment:
     def postings(self, part: int, term: str) -> tuple[np.ndarray, np.ndarray] | None:
         import numpy as np
 
+        fetched = self.store.fetched.get((part, term))
+        if fetched is not None:
+            return fetched.get(self.name)
         found = self.query("SELECT rows, tfs FROM {s}.postings WHERE segment = %s AND part = %s AND term = %s", (part, term))
         if not found:
             return None
@@ -206,6 +209,7 @@ class PostgresStore(LocalStore):
         self.location, self.conn, self.version = location, conn, version
         self.schema = _quoted(location)
         self.lock = threading.RLock()  # a server's threads share the connection: a search's SET and SELECT go together
+        self.fetched: dict[tuple[int, str], dict[str, tuple[np.ndarray, np.ndarray]]] = {}  # the last question's postings
         segments = {name: PgSegment(self, name, int(meta["rows"]), int(manifest["embedder"]["dim"])) for name, meta in manifest["segments"].items()}
         super().__init__(Path(str(location)), manifest, segments)  # type: ignore[arg-type]
 
@@ -233,6 +237,21 @@ class PostgresStore(LocalStore):
 
     def open(self) -> None:
         pass
+
+    def alive(self) -> bool:
+        return not (self.conn.closed or self.conn.broken)
+
+    def prefetch_postings(self, part: int, terms: set[str]) -> None:
+        """One query for a question's terms in every segment, instead of one per term and segment."""
+        import numpy as np
+
+        fetched: dict[tuple[int, str], dict[str, tuple[np.ndarray, np.ndarray]]] = {(part, term): {} for term in terms}
+        for segment, term, rows, tfs in self.query(f"SELECT segment, term, rows, tfs FROM {self.schema}.postings WHERE part = %s AND term = ANY(%s)", (part, sorted(terms))):
+            pair = (np.frombuffer(bytes(rows), dtype="<i4"), np.frombuffer(bytes(tfs), dtype="<i4"))
+            if len(pair[0]) != len(pair[1]):
+                raise corrupt(f"{self.location} segment {segment} has postings of {term!r} of two lengths")
+            fetched[(part, term)][segment] = pair
+        self.fetched = fetched  # whole, in one step: another thread's question may be reading the previous one
 
     # ------------------------------------------------------------ vectors
 
@@ -325,6 +344,8 @@ def open_postgres(location: PgLocation) -> PostgresStore:
     try:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
+        # A server's index stays open, idle in its snapshot between requests: the server must not end the session.
+        conn.execute("SET idle_in_transaction_session_timeout = 0")
         try:
             row = conn.execute(f"SELECT version, body FROM {_quoted(location)}.manifest WHERE id = 1").fetchone()  # type: ignore[arg-type]
         except psycopg.errors.UndefinedTable:
@@ -410,7 +431,14 @@ def publish(conn: psycopg.Connection, location: PgLocation, folder: Path, manife
             _register_vector(conn, location)
             present = {name for (name,) in conn.execute(f"SELECT DISTINCT segment FROM {s}.meta")}  # type: ignore[arg-type]
             wanted = set(manifest["segments"])
-            for name in sorted(wanted - present):
+            # This run's segments are the ones written to the folder; a full rebuild reuses names, so replace those.
+            written = sorted(name for name in wanted if (folder / (name + DB_SUFFIX)).is_file())
+            if wanted - set(written) - present:
+                raise corrupt(f"{location}: the new version keeps segments {sorted(wanted - set(written) - present)} the database does not hold")
+            for name in written:
+                if name in present:
+                    for table in TABLES:
+                        conn.execute(f"DELETE FROM {s}.{table} WHERE segment = %s", (name,))  # type: ignore[arg-type]
                 _upload(conn, s, folder, name)
             gone = sorted(present - wanted)
             if gone:

@@ -44,6 +44,7 @@ def test_urls_parse_and_never_show_a_password() -> None:
     assert loc.conninfo == "postgresql://ana:s3cret@db.example:5433/archive?sslmode=require"  # what libpq gets
     assert "s3cret" not in str(loc) and str(loc) == "postgresql://ana:***@db.example:5433/archive?sslmode=require&index=team_a"
     assert masked("postgres://u@h/d?password=pw") == "postgres://u@h/d?password=***"
+    assert parse_location("postgresql:///team?index=a").conninfo == "postgresql:///team"  # libpq's default host
     assert shown("indexes/default") == "indexes/default" and parse_location("indexes/default") == Path("indexes/default")
     for bad, message in (("postgresql://h/d?index=Bad-Name", "not a valid index name"), ("postgresql://h/d?search=fast", "choose one of hnsw, exact")):
         with pytest.raises(RagkitError, match=message):
@@ -162,3 +163,17 @@ def test_qmsum_on_postgres_gives_the_folder_numbers(tmp_path: Path, postgres_ser
     for a, b in zip(local.results, remote.results):
         assert a.summary == b.summary
         assert a.questions == b.questions  # every question: the same top passages, ranks and metrics
+
+
+def test_server_user_and_database_can_come_from_pg_variables(postgres_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    socket_folder = dict(parse_qsl(urlsplit(postgres_server).query))["host"]
+    for name, value in (("PGHOST", socket_folder), ("PGUSER", "postgres"), ("PGDATABASE", "postgres")):
+        monkeypatch.setenv(name, value)
+    url = "postgresql://?index=from_env"  # libpq fills in the rest, as it would from ~/.pgpass for a password
+    _, report = refresh(url, [SEEDS], "hash:64")
+    assert report.written and len(Index.load(url)) == report.chunks
+    monkeypatch.setenv("PGHOST", "/nonexistent")
+    with pytest.raises(RagkitError, match=r"postgresql://\?index=from_env: cannot connect"):
+        Index.load(url)

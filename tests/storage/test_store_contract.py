@@ -194,7 +194,7 @@ def test_a_killed_writer_leaves_the_previous_index(tmp_path: Path, new_location:
     states = [content(Index.load(location).documents)]
     rng = random.Random(2)
     killed = 0
-    for attempt in range(5):
+    for _ in range(5):
         for i in range(0, 200, 2):  # half the archive rewritten: the writer has a real version to publish
             write_episode(corpus / f"ep{i:02d}.txt", rng)
         states.append(content({d.source: d for d in read_corpus(corpus)}))
@@ -218,8 +218,8 @@ def test_a_killed_writer_leaves_the_previous_index(tmp_path: Path, new_location:
 
 def test_one_writer_at_a_time(tmp_path: Path, new_location: Callable[[], str]) -> None:
     from ragkit.index.update import _writer_lock
-    from ragkit.storage.location import parse_location
     from ragkit.storage.diskio import writable_target
+    from ragkit.storage.location import parse_location
 
     corpus = write_corpus(tmp_path / "c", files=3)
     location = new_location()
@@ -311,3 +311,13 @@ def test_a_damaged_record_is_the_corrupt_index_error(tmp_path: Path, new_locatio
         index.verify()
     with pytest.raises(IndexFormatError, match="index is corrupt"):
         list(index.chunks)
+
+
+def test_force_rebuilds_everything_in_place(tmp_path: Path, new_location: Callable[[], str]) -> None:
+    corpus = write_corpus(tmp_path / "c", files=4)
+    location = new_location()
+    refresh(location, [corpus], EMBEDDER)
+    write_corpus(corpus, files=4, seed=99)  # every file new: a rebuild numbers its segments from 1 again
+    _, report = refresh(location, [corpus], EMBEDDER, force=True)
+    assert report.full and report.reason == "--force"
+    same_as_memory(Index.load(location), Index.build(read_corpus(corpus), EMBEDDER))
