@@ -252,9 +252,11 @@ class Index:
         out = []
         for entry in self.source_entries():
             file = entry["file"]
-            if not os.path.isfile(file):
+            if entry["path"] in unchanged:
+                state = "unchanged"
+            elif not os.path.isfile(file):
                 state = "missing"
-            elif entry["path"] in unchanged or file_digest(Path(file))["sha256"] == entry["sha256"]:
+            elif file_digest(Path(file))["sha256"] == entry["sha256"]:
                 state = "unchanged"
             else:
                 state = "changed"
