@@ -19,7 +19,7 @@ from ..readers.subtitles import clean_text, span_times, turn_parts
 from ..search.context import turn_range
 from ..storage.lexical import tokenize
 from .base import MARKUP, SENTENCE, Sentence, citation, sentences
-from .relevance import IdfTable, Question, is_filler, is_fragment, is_question, question_terms
+from .relevance import IdfTable, Question, fold, is_filler, is_fragment, is_question, question_terms
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,6 +97,7 @@ class ExtractiveAnswerer:
 
     def _score(self, question: str, asked: Question, idf: IdfTable, candidates: list[Sentence], hits: list[Hit], index: Index,
                named: set[str]) -> list[_Scored]:
+        idf.prefetch(t for c in candidates for t in fold(tokenize(c.quote)))
         vectors = embed_in_small_batches(index.embedder, [question] + [c.quote for c in candidates])
         sims = vectors[1:] @ vectors[0]
         best_hit = max((h.score for h in hits), default=0.0) or 1.0

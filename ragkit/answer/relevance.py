@@ -56,6 +56,12 @@ class IdfTable:
         self.n = self.bm25.rows or 1
         self._df: dict[str, int] = {}
 
+    def prefetch(self, terms: Iterable[str]) -> None:
+        """Look up many terms' document frequencies at once (an answer weighs every word of every candidate)."""
+        missing = {t for t in terms if t not in self._df}
+        if missing:
+            self._df.update(self.bm25.dfs(missing))
+
     def __call__(self, term: str) -> float:
         df = self._df.get(term)
         if df is None:
@@ -69,7 +75,9 @@ def question_terms(question: str, index: Index, idf: IdfTable) -> Question:
 
     named, rest = retriever(index).matcher.split(question)
     why = bool(re.match(r"\W*(?:why|how)\b(?! (?:many|much|long|old|often|far)\b)", question, re.I))
-    return Question({t: idf(t) for t in fold(tokenize(rest or question)) if t not in _ASKING}, tuple(sorted(named)), why)
+    words = [t for t in fold(tokenize(rest or question)) if t not in _ASKING]
+    idf.prefetch(words)
+    return Question({t: idf(t) for t in words}, tuple(sorted(named)), why)
 
 
 def fold(tokens: list[str]) -> list[str]:

@@ -350,7 +350,7 @@ def stamp(path: Path, source: str, speakers: str, real_folder: str | None = None
     linked = stat.S_ISLNK(info.st_mode)
     real = os.path.join(real_folder, path.name) if real_folder and not linked else os.path.realpath(name)
     parts = [__version__, source, real, speakers]
-    infos = [os.stat(name) if linked else info]
+    infos: list[os.stat_result | None] = [os.stat(name) if linked else info]
     stem = os.path.splitext(name)[0]
     for candidate in (stem + ".meta.json", stem + ".json"):
         if candidate == name or (siblings is not None and os.path.basename(candidate) not in siblings):

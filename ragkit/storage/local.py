@@ -11,7 +11,7 @@ import math
 import os
 import stat
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -373,6 +373,26 @@ class SegmentedBm25:
 
     def df(self, term: str) -> int:
         return len(self.postings(term)[0])
+
+    def dfs(self, terms: Iterable[str]) -> dict[str, int]:
+        """Document frequency of many terms over the live rows: in a segment whose rows are all live, counted from
+        the postings' stored sizes in one query (common words' postings are large, and are not read)."""
+        logical = self._statistics()[0]
+        wanted = sorted(set(terms))
+        out = dict.fromkeys(wanted, 0)
+        for name, seg in self.store.segments.items():
+            mapping = logical[name]
+            if len(mapping) and bool((mapping >= 0).all()):
+                for term, count in seg.posting_counts(self.part, wanted):
+                    out[term] += count
+                continue
+            for term in wanted:
+                found = seg.postings(self.part, term)
+                if found is not None and len(found[0]):
+                    if found[0].max() >= len(mapping):
+                        raise corrupt(f"{seg.db_path} has postings past its rows")
+                    out[term] += int((mapping[found[0]] >= 0).sum())
+        return out
 
     def scores(self, query: Sequence[str]) -> np.ndarray:
         """BM25 score of every live row for the query terms (a repeated term counts twice, as in bm25s)."""

@@ -156,6 +156,9 @@ class PgSegment:
             raise corrupt(f"{self.db_path} has postings of {term!r} of two lengths")
         return rows, tfs
 
+    def posting_counts(self, part: int, terms: Sequence[str]) -> list[tuple[str, int]]:
+        return self.query("SELECT term, length(rows) / 4 FROM {s}.postings WHERE segment = %s AND part = %s AND term = ANY(%s)", (part, list(terms)))  # type: ignore[return-value]
+
     def all_postings(self, part: int) -> list[tuple[str, bytes, bytes]]:
         return [(t, bytes(r), bytes(f)) for t, r, f in self.query("SELECT term, rows, tfs FROM {s}.postings WHERE segment = %s AND part = %s", (part,))]
 

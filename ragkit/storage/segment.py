@@ -292,6 +292,15 @@ class Segment:
             raise corrupt(f"{self.db_path} has postings of {term!r} of two lengths")
         return rows, tfs
 
+    def posting_counts(self, part: int, terms: Sequence[str]) -> list[tuple[str, int]]:
+        """(term, rows holding it) for those of terms with postings here; the blobs' sizes, not their bytes."""
+        out: list[tuple[str, int]] = []
+        for start in range(0, len(terms), 500):
+            group = list(terms[start : start + 500])
+            marks = ",".join("?" * len(group))
+            out += self.query(f"SELECT term, length(rows) / 4 FROM postings WHERE part = ? AND term IN ({marks})", (part, *group))  # type: ignore[arg-type]
+        return out
+
     def all_postings(self, part: int) -> list[tuple[str, bytes, bytes]]:
         return self.query("SELECT term, rows, tfs FROM postings WHERE part = ?", (part,))  # type: ignore[return-value]
 

@@ -5,7 +5,7 @@ LocalStore (a folder of segments) implements it; a database-backed store can imp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -21,6 +21,8 @@ class Scorer(Protocol):
     def rows(self) -> int: ...
 
     def df(self, term: str) -> int: ...
+
+    def dfs(self, terms: Iterable[str]) -> dict[str, int]: ...
 
     def scores(self, query: Sequence[str]) -> np.ndarray: ...
 

@@ -76,6 +76,11 @@ def _assert_equal_to_bm25s(index: Index, queries: list[str]) -> None:
         for part in ("chunks", "sources"):
             # Bit for bit: the same float32 and float64 steps as bm25s, so rankings and ties cannot differ.
             np.testing.assert_array_equal(getattr(index.lexical, part).scores(query_terms(q)), getattr(reference, part).scores(query_terms(q)))
+    # Document frequencies looked up many at once (live rows only, whatever the segment) equal bm25s's.
+    words = sorted({t for q in queries for t in query_terms(q)} | {"the", "batteries", "zzz-absent"})
+    for part in ("chunks", "sources"):
+        stored, expected = getattr(index.lexical, part), getattr(reference, part)
+        assert stored.dfs(words) == {t: expected.df(t) for t in words} == {t: stored.df(t) for t in words}
 
 
 QUERIES = ["belief net layers", "batteries remote control", "remote remote design", "hiring student", "nothing matches zyx"]
