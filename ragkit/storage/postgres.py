@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 # Segment tables, each keyed by (segment, ...); `chunks` also holds the vectors.
 TABLES = ("meta", "sources", "chunks", "postings", "lengths", "speakers")
 HNSW_EF_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
+TIE_ROWS = 8  # rows fetched past k, so that ties at the k-th score are broken by id as in a folder index
 BUILD_MEMORY = "1GB"  # maintenance_work_mem for the HNSW build: a graph that does not fit is built far slower
 
 
@@ -271,15 +272,17 @@ class PostgresStore(LocalStore):
         args: tuple[Any, ...]
         if ids is None:
             exact = self.location.search == "exact"
+            # ef_search covers the LIMIT (k and a few rows to break ties by id): a smaller one makes pgvector's
+            # iterative scan go on for the missing rows (measured: 112 ms against 34 ms for an exact scan at 16,726 chunks).
             settings = ["SET LOCAL enable_indexscan = off"] if exact else [
-                f"SET LOCAL hnsw.ef_search = {min(HNSW_EF_MAX, max(40, k))}", "SET LOCAL hnsw.iterative_scan = relaxed_order"]
-            sql, args = f"SELECT segment, row, embedding <#> %s FROM {s}.chunks ORDER BY 3 LIMIT %s", (vector, k + 8)
+                f"SET LOCAL hnsw.ef_search = {min(HNSW_EF_MAX, max(40, k + TIE_ROWS))}", "SET LOCAL hnsw.iterative_scan = relaxed_order"]
+            sql, args = f"SELECT segment, row, embedding <#> %s FROM {s}.chunks ORDER BY 3 LIMIT %s", (vector, k + TIE_ROWS)
         else:
             settings = ["SET LOCAL enable_indexscan = off"]
             segments, rows = self._rows(ids)
             sql = (f"SELECT c.segment, c.row, c.embedding <#> %s FROM {s}.chunks c JOIN unnest(%s::text[], %s::int[]) AS u(segment, row) "
                    "ON c.segment = u.segment AND c.row = u.row ORDER BY 3 LIMIT %s")
-            args = (vector, segments, rows, k + 8)
+            args = (vector, segments, rows, k + TIE_ROWS)
         with self.lock:
             for statement in settings:
                 self._set(statement)

@@ -38,6 +38,23 @@ def without_location(data: object) -> object:
     return data
 
 
+def assert_close(a: object, b: object, where: str = "") -> None:
+    """Equal JSON, except that numbers may differ by 1e-5: pgvector sums float32 products in another order than
+    numpy, so dense scores (and fused scores) differ in the 7th digit; rankings, texts and citations may not."""
+    if isinstance(a, float) or isinstance(b, float):
+        assert isinstance(a, int | float) and isinstance(b, int | float) and abs(a - b) < 1e-5, where
+    elif isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_close(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), where
+        for n, (x, y) in enumerate(zip(a, b)):
+            assert_close(x, y, f"{where}[{n}]")
+    else:
+        assert a == b, where
+
+
 def test_urls_parse_and_never_show_a_password() -> None:
     loc = parse_location("postgresql://ana:s3cret@db.example:5433/archive?sslmode=require&index=team_a&search=exact")
     assert isinstance(loc, PgLocation) and (loc.name, loc.search, loc.schema) == ("team_a", "exact", "ragkit_team_a")
@@ -66,13 +83,13 @@ def test_cli_on_postgres_answers_like_on_a_folder(tmp_path: Path, postgres_serve
                  ["ask", "What costume is Alex wearing for Halloween?"], ["search", "compliance", "--source", "podscript*", "--context", "1"]):
         on_pg = cli_json([*argv, "-i", url], capsys)
         on_folder = cli_json([*argv, "-i", folder], capsys)
-        assert without_location(on_pg) == without_location(on_folder), argv
+        assert_close(without_location(on_pg), without_location(on_folder), str(argv))
     info = {where: cli_json(["info", "-i", where], capsys) for where in (url, folder)}
     assert without_location(info[url]["status"]) == without_location(info[folder]["status"])
     assert info[url]["update"] == info[folder]["update"]
     assert [s["path"] for s in info[url]["manifest"]["sources"]] == [s["path"] for s in info[folder]["manifest"]["sources"]]
     ev = {where: cli_json(["eval", str(GOLD), "-i", where], capsys) for where in (url, folder)}
-    assert without_location(ev[url]) == without_location(ev[folder])
+    assert_close(without_location(ev[url]), without_location(ev[folder]))
     verified = cli_json(["verify", "-i", url], capsys)
     assert verified["ok"] and verified["chunks"] == built[url]["chunks"]
 
@@ -140,7 +157,7 @@ def test_served_from_postgres_and_reloaded_when_a_new_version_is_published(tmp_p
     refresh(url, [corpus], "hash:256")
     with live_server(create_app(Served(url))) as base:
         got = httpx.get(f"{base}/api/search", params={"q": "compost worms", "k": 3}).json()
-        assert got == cli_json(["search", "compost worms", "-i", url, "-k", "3"], capsys)
+        assert got == cli_json(["search", "compost worms", "-i", url, "-k", "3"], capsys)  # the same store: exactly equal
         info = httpx.get(f"{base}/api/info").json()
         assert "postgres:***@" in info["path"] and len(info["manifest"]["sources"]) == 2
         (corpus / "compost.txt").write_text("Maya Chen (00:05): Red wigglers eat compost worms food scraps daily.\n", encoding="utf-8")
