@@ -13,6 +13,7 @@ psycopg and pgvector are imported only here, and this module only for `postgresq
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import sqlite3
 import threading
@@ -430,6 +431,10 @@ def publish(conn: psycopg.Connection, location: PgLocation, folder: Path, manife
             _ensure_extension(conn, location)
             held = _schema_dim(conn, location)
             if held is not None and held != dim:  # another embedder: the vector column changes type
+                # Dropping waits for every open snapshot that read these tables. Indexes this process no longer
+                # reaches may still hold one until the cycle collector runs (a store and its segments refer to each
+                # other): collect them now rather than wait for the lock timeout.
+                gc.collect()
                 conn.execute(f"DROP SCHEMA {s} CASCADE")  # type: ignore[arg-type]
                 held = None
             if held is None:

@@ -194,3 +194,18 @@ def test_server_user_and_database_can_come_from_pg_variables(postgres_server: st
     monkeypatch.setenv("PGHOST", "/nonexistent")
     with pytest.raises(RagkitError, match=r"postgresql://\?index=from_env: cannot connect"):
         Index.load(url)
+
+
+def test_a_new_embedder_is_not_held_up_by_readers_this_process_dropped(postgres_server: str) -> None:
+    import gc
+
+    url = f"{postgres_server}&index=dropped_reader"
+    enabled = gc.isenabled()
+    gc.disable()  # as between two runs of the cycle collector: a dropped index still holds its snapshot
+    try:
+        refresh(url, [SEEDS], "hash:64")  # returns the new index, dropped at once (a store and its segments form a cycle)
+        _, report = refresh(url, [SEEDS], "hash:32")  # must drop and recreate the schema: the vector column changes
+    finally:
+        if enabled:
+            gc.enable()
+    assert report.full and report.written and Index.load(url).manifest["embedder"]["dim"] == 32
