@@ -26,8 +26,7 @@ from ..errors import IndexFormatError, IndexLockedError, MissingDependencyError,
 from .local import LocalStore
 from .location import PgLocation
 from .manifest import corrupt, parse_manifest
-from .records import chunk_from_record, document_from_record
-from .segment import DB_SUFFIX, VEC_SUFFIX, text_key
+from .segment import DB_SUFFIX, VEC_SUFFIX, parse_chunks, parse_document, record_json, text_key
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,18 +127,13 @@ class PgSegment:
     def chunks(self, start: int, stop: int) -> list[Chunk]:
         start, stop = int(start), int(stop)
         found = self.query("SELECT row, record FROM {s}.chunks WHERE segment = %s AND row >= %s AND row < %s ORDER BY row", (start, stop))
-        if [r for r, _ in found] != list(range(start, stop)):
-            raise corrupt(f"{self.db_path} lacks chunk rows {start}-{stop - 1}")
-        return [chunk_from_record(_json(rec, self.db_path), self.db_path) for _, rec in found]  # type: ignore[arg-type]
+        return parse_chunks(found, start, stop, self.db_path)
 
     def document(self, row: int) -> Document:
-        found = self.query("SELECT record FROM {s}.sources WHERE segment = %s AND row = %s", (row,))
-        if not found:
-            raise corrupt(f"{self.db_path} lacks source row {row}")
-        return document_from_record(_json(found[0][0], self.db_path), self.db_path)  # type: ignore[arg-type]
+        return parse_document(self.query("SELECT record FROM {s}.sources WHERE segment = %s AND row = %s", (row,)), row, self.db_path)
 
     def entries(self) -> dict[int, dict[str, Any]]:
-        return {row: _json(text, self.db_path) for row, text in self.query("SELECT row, entry FROM {s}.sources WHERE segment = %s")}
+        return {row: record_json(text, self.db_path) for row, text in self.query("SELECT row, entry FROM {s}.sources WHERE segment = %s")}
 
     def rows_with_text(self, text: str) -> list[int]:
         return [r for (r,) in self.query("SELECT row FROM {s}.chunks WHERE segment = %s AND text_key = %s", (text_key(text),))]
@@ -193,16 +187,6 @@ class PgSegment:
 
     def close(self) -> None:
         pass
-
-
-def _json(text: str, where: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError, TypeError) as exc:
-        raise corrupt(f"{where} holds a record that is not JSON ({exc})") from exc
-    if not isinstance(value, dict):
-        raise corrupt(f"{where} holds a record that is not a JSON object")
-    return value
 
 
 class PostgresStore(LocalStore):

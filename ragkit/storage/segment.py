@@ -264,19 +264,14 @@ class Segment:
     def chunks(self, start: int, stop: int) -> list[Chunk]:
         start, stop = int(start), int(stop)
         found = self.query("SELECT row, record FROM chunks WHERE row >= ? AND row < ? ORDER BY row", (start, stop))
-        if [r for r, _ in found] != list(range(start, stop)):
-            raise corrupt(f"{self.db_path} lacks chunk rows {start}-{stop - 1}")
-        return [chunk_from_record(_json(rec, self.db_path), self.db_path) for _, rec in found]
+        return parse_chunks(found, start, stop, self.db_path)
 
     def document(self, row: int) -> Document:
-        found = self.query("SELECT record FROM sources WHERE row = ?", (row,))
-        if not found:
-            raise corrupt(f"{self.db_path} lacks source row {row}")
-        return document_from_record(_json(found[0][0], self.db_path), self.db_path)
+        return parse_document(self.query("SELECT record FROM sources WHERE row = ?", (row,)), row, self.db_path)
 
     def entries(self) -> dict[int, dict[str, Any]]:
         """Every source row's entry (title, sha256, format, fingerprint, ...), by row."""
-        return {row: _json(text, self.db_path) for row, text in self.query("SELECT row, entry FROM sources")}
+        return {row: record_json(text, self.db_path) for row, text in self.query("SELECT row, entry FROM sources")}
 
     def rows_with_text(self, text: str) -> list[int]:
         return [r for (r,) in self.query("SELECT row FROM chunks WHERE text_key = ?", (text_key(text),))]
@@ -340,7 +335,21 @@ class Segment:
         self._vectors = None
 
 
-def _json(text: str, path: Path) -> dict[str, Any]:
+def parse_chunks(found: Sequence[tuple[Any, ...]], start: int, stop: int, where: Path | str) -> list[Chunk]:
+    """Chunk records read as (row, record JSON) for rows start..stop-1 (of any store), checked and parsed."""
+    if [r for r, _ in found] != list(range(start, stop)):
+        raise corrupt(f"{where} lacks chunk rows {start}-{stop - 1}")
+    return [chunk_from_record(record_json(rec, where), where) for _, rec in found]  # type: ignore[arg-type]
+
+
+def parse_document(found: Sequence[tuple[Any, ...]], row: int, where: Path | str) -> Document:
+    """A source record read as [(record JSON,)] (of any store), checked and parsed."""
+    if not found:
+        raise corrupt(f"{where} lacks source row {row}")
+    return document_from_record(record_json(found[0][0], where), where)  # type: ignore[arg-type]
+
+
+def record_json(text: str, path: Path | str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except (ValueError, RecursionError, TypeError) as exc:
