@@ -34,11 +34,17 @@ class Question:
     terms: dict[str, float]
     speakers: tuple[str, ...] = ()  # corpus speakers the question names
     why: bool = False  # a why/how question: its answer is a reason or a way, not a restatement
+    names: tuple[tuple[str, ...], ...] = ()  # tokens of each run of capitalised words after the first (not speakers)
+
+    def unknown_names(self, tokens: Iterable[str]) -> list[tuple[str, ...]]:
+        """The names none of whose words occur in tokens: "Vonage" in a question about passages that never say it."""
+        found = _with_compounds(fold(list(tokens)))
+        return [name for name in self.names if not found.intersection(name)]
 
     def cover(self, tokens: Iterable[str]) -> float:
         """Share of the question's IDF weight present in tokens (0..1)."""
         total = sum(self.terms.values())
-        found = set(fold(list(tokens)))
+        found = _with_compounds(fold(list(tokens)))
         return sum(w for t, w in self.terms.items() if t in found) / total if total else 0.0
 
     def novelty(self, tokens: Iterable[str], idf: IdfTable) -> float:
@@ -77,7 +83,17 @@ def question_terms(question: str, index: Index, idf: IdfTable) -> Question:
     why = bool(re.match(r"\W*(?:why|how)\b(?! (?:many|much|long|old|often|far)\b)", question, re.I))
     words = [t for t in fold(tokenize(rest or question)) if t not in _ASKING]
     idf.prefetch(words)
-    return Question({t: idf(t) for t in words}, tuple(sorted(named)), why)
+    names = tuple(tuple(fold(tokenize(run))) for run in _CAPITALISED.findall(rest or question) if tokenize(run))
+    return Question({t: idf(t) for t in words}, tuple(sorted(named)), why, names)
+
+
+# A run of capitalised words that does not open the question: a name ("Vonage", "Go Time", "Ken Thompson").
+_CAPITALISED = re.compile(r"(?<=\w[\s,])(?:[A-Z][\w'’.-]*)(?:\s+[A-Z][\w'’.-]*)*")
+
+
+def _with_compounds(tokens: list[str]) -> set[str]:
+    """The tokens and each adjacent pair written as one word: "Mid Journey" also says "Midjourney"."""
+    return set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])}
 
 
 def fold(tokens: list[str]) -> list[str]:
@@ -94,11 +110,22 @@ _ASKING = frozenset(stem(w) for w in (
 
 def is_fragment(quote: str) -> bool:
     """A line without sentence-final punctuation: a heading, a title, a caption cut mid-sentence."""
-    return not quote.rstrip(" \"'”’)]*_").endswith((".", "!", "?", "…", ":"))
+    return not quote.rstrip(" \"'”’)]*_").endswith((".", "!", "?", "…"))
+
+
+def is_navigation(quote: str) -> bool:
+    """A line that is a link and not a sentence ("**Read another blog about [X](./x)**"): page chrome, not speech."""
+    return "](" in quote and is_fragment(quote)
 
 
 def is_question(quote: str) -> bool:
-    return quote.rstrip(" \"'”’)]").endswith("?")
+    """Ends with a question mark and is not a statement with a tag ("..., right?", "..., you know?")."""
+    end = quote.rstrip(" \"'”’)]")
+    return end.endswith("?") and not _TAG_QUESTION.search(end)
+
+
+# A statement ending in a tag asks nothing: "And that's a totally valid reason to switch, right?"
+_TAG_QUESTION = re.compile(r",\s*(?:right|yeah|yes|no|okay|ok|huh|correct|you know|you see|isn't it|don't you think|wouldn't you say)\s*\?$", re.I)
 
 
 def is_filler(quote: str, tokens: list[str]) -> bool:

@@ -115,5 +115,8 @@ def test_save_load_round_trip_gives_identical_results(seed_index: ragkit.Index, 
 )
 def test_every_answer_cites_verbatim_quotes_from_its_hits(seed_index: ragkit.Index, question: str) -> None:
     answer = _ask(seed_index, question, k=5)
-    assert len(answer.hits) == 5
+    top = seed_index.search(question, k=5)
+    # The top k passages, then only passages the answer quotes (the answerer reads a few more than it shows).
+    assert [h.chunk.id for h in answer.hits[:5]] == [h.chunk.id for h in top]
+    assert {h.chunk.id for h in answer.hits[5:]} <= {c.chunk_id for c in answer.citations}
     assert bool(answer.text) == bool(answer.citations)
