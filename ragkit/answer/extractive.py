@@ -41,6 +41,9 @@ ABSTAIN_SCORE = 0.3  # the best score (cosine plus word overlap): below it the c
 LEXICAL_WEIGHT = 0.6  # how much IDF-weighted word overlap adds to the cosine
 ECHO_NOVELTY = 0.25  # a sentence with less new weight than this restates the question
 MAX_WORDS = 80
+# Passages read whole; in those after them (the pipeline passes 8) only sentences sharing a word with the question
+# are candidates: on both gold sets the same answers, and ask p50 289 -> 205 ms (fewer sentences to embed).
+READ_WHOLE = 5
 
 SECOND_SPAN = 0.7  # a second, separate span only when it scores this close to the best
 REPLY_SHARE = 0.6  # how much of a question's score the sentences answering it inherit
@@ -82,8 +85,9 @@ class ExtractiveAnswerer:
         idf = IdfTable(index)
         asked = question_terms(question, index, idf)
         hits = list(hits)
-        candidates = [s for hit in hits for s in sentences(index, hit)
-                      if speaker_matches(speaker, s.speaker) and not is_filler(s.quote, tokenize(s.quote)) and not is_navigation(s.quote)]
+        candidates = [s for n, hit in enumerate(hits) for s in sentences(index, hit)
+                      if speaker_matches(speaker, s.speaker) and not is_filler(s.quote, tokenize(s.quote)) and not is_navigation(s.quote)
+                      and (n < READ_WHOLE or asked.cover(tokenize(s.quote)) > 0)]
         if not candidates:
             return Answer(question, "", (), tuple(hits), self.spec)
         premises = frozenset(n for n, c in enumerate(candidates) if asked.why and asked.cover(tokenize(c.quote)) >= 0.6)
