@@ -42,7 +42,10 @@ def load_answerer(spec: str | Answerer = "extractive", **options: object) -> Ans
 
 
 def ask(index: Index, question: str, k: int = 5, answerer: str | Answerer = "extractive", **search_options: object) -> Answer:
-    """Retrieve the top k passages and answer from them with citations; with `speaker`, only that speaker is quoted."""
+    """Retrieve passages and answer from them with citations; with `speaker`, only that speaker is quoted.
+
+    The extractive answerer reads the top ANSWER_POOL passages (at least k); the answer shows the top k and any other
+    passage it quotes. Another answerer reads and shows the top k."""
     chosen = load_answerer(answerer)
     pool = max(k, ANSWER_POOL) if isinstance(chosen, ExtractiveAnswerer) else k
     hits = index.search(question, k=pool, **search_options)  # type: ignore[arg-type]
