@@ -118,8 +118,8 @@ class ExtractiveAnswerer:
         extra = list({s.sentence.hit.chunk.id: s.sentence.hit for s in spans if s.sentence.hit.chunk.id not in used}.values())
         # Spans of one source in the order they were spoken; sources in the order of their best passage.
         first: dict[str, int] = {}
-        for s in spans:
-            first[s.sentence.hit.chunk.source] = min(first.get(s.sentence.hit.chunk.source, s.sentence.hit.rank), s.sentence.hit.rank)
+        for s in sorted(spans, key=lambda s: s.sentence.hit.rank):
+            first.setdefault(s.sentence.hit.chunk.source, s.sentence.hit.rank)
         ordered = sorted(spans, key=lambda s: (first[s.sentence.hit.chunk.source], s.sentence.hit.chunk.source, s.sentence.char_start))
         citations = tuple(citation(s.sentence, n) for n, s in enumerate(ordered, start=1))
         text = " ".join(f"{clean_text(c.quote)} [{c.marker}]" for c in citations)
@@ -199,6 +199,8 @@ class ExtractiveAnswerer:
         """The best sentence joined by the next sentences its speaker says in the same turn part (in the next chunk
         too), and, asked why, by the reason before a conclusion that opens with "So"."""
         s = best.sentence
+        max_words = self.max_words if max_words is None else max_words
+        sentences = self.max_sentences if sentences is None else sentences
         doc = index.documents[s.hit.chunk.source]
         turn = doc.turns[_turn_at(doc.turns, s.char_start)]
         part_start, part_end = next(((b, e) for b, e in turn_parts(turn) if b <= s.char_start < e), (turn.char_start, turn.char_end))
@@ -207,13 +209,13 @@ class ExtractiveAnswerer:
         if why and CONCLUSION.match(s.quote):  # asked why, "So the rules are different.": the reason is the sentence before
             before = [m for m in SENTENCE.finditer(doc.text, part_start, s.char_start) if not doc.text[m.end() : s.char_start].strip()]
             reason = before[-1].group().rstrip() if before else ""
-            if len(reason.split()) >= REASON_WORDS and not is_question(reason) and words + len(reason.split()) <= (max_words or self.max_words):
+            if len(reason.split()) >= REASON_WORDS and not is_question(reason) and words + len(reason.split()) <= max_words:
                 start, words = before[-1].start(), words + len(reason.split())
         for m in SENTENCE.finditer(doc.text, end, limit):
             nxt = m.group().rstrip()
-            if doc.text[end : m.start()].strip() or count >= (sentences or self.max_sentences) or is_question(nxt) or MARKUP.search(nxt):
+            if doc.text[end : m.start()].strip() or count >= sentences or is_question(nxt) or MARKUP.search(nxt):
                 break  # not adjacent, long enough, a new question, or markup
-            if words + len(nxt.split()) > (max_words or self.max_words):
+            if words + len(nxt.split()) > max_words:
                 break
             end, words, count = m.start() + len(nxt), words + len(nxt.split()), count + 1
         if (start, end) == (s.char_start, s.char_end):
